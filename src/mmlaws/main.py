@@ -1,0 +1,87 @@
+"""Entry point: ``python -m mmlaws.main --gin_file=configs/X.gin [--gin_file=...] [--gin_param=K=V]``.
+
+Gin files (T5X style, ``from __gin__ import dynamic_registration``) bind ``main.run.job`` to the
+function to run and configure it; library code stays undecorated. Several files compose in order,
+then ``--gin_param`` bindings apply. Configuration and input errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util  # noqa: F401  (gin's file loader needs it imported)
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gin
+
+from mmlaws.errors import UserError
+
+
+def run(job: Callable[[], Any]) -> Any:
+    """Runs the configured job (bound in gin as ``main.run.job = @module.function``)."""
+    return job()
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    head, rest = lines[0], lines[1:]
+    return f"{head} ({'; '.join(rest)})" if rest else head
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mmlaws", description=__doc__.splitlines()[0])
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    parser.add_argument("--gin_param", action="append", default=[], help="gin binding K=V")
+    parser.add_argument(
+        "--gin_search_path", action="append", default=[], help="extra folder for gin includes"
+    )
+    return parser.parse_args(argv)
+
+
+def _load_config(args: argparse.Namespace) -> None:
+    if not args.gin_file:
+        raise UserError("no --gin_file given (try --gin_file=configs/quickstart.gin)")
+    for path in args.gin_search_path:
+        gin.add_config_file_search_path(path)
+    for path in args.gin_file:
+        if not os.path.isfile(path) and not any(
+            os.path.isfile(os.path.join(p, path)) for p in args.gin_search_path
+        ):
+            raise UserError(f"--gin_file={path}: no such file")
+    gin.parse_config_files_and_bindings(args.gin_file, args.gin_param, finalize_config=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses flags and gin, runs the job; returns the process exit status."""
+    args = _parse_args(argv)
+    try:
+        _load_config(args)
+    except UserError as err:
+        print(f"mmlaws: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, SyntaxError, TypeError, RuntimeError) as err:
+        print(f"mmlaws: config error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    try:
+        gin.get_configurable(run)()
+    except UserError as err:
+        print(f"mmlaws: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        if "Required bindings" not in str(err):
+            raise
+        print(f"mmlaws: config error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()
