@@ -1,0 +1,70 @@
+"""The decoder's configuration: one frozen dataclass, named presets live in :mod:`presets`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from mmlaws.errors import ConfigError
+
+REMAT_POLICIES = ("none", "full", "dots_saveable")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Shape and numerics of an OPT-style pre-norm decoder.
+
+    ``d_ff`` defaults to ``4 * d_model``. ``dtype`` is the compute dtype: ``"auto"`` means
+    bfloat16 on GPU/TPU and float32 on CPU; parameters are kept in ``param_dtype``.
+    ``remat`` is one of ``none`` (keep all activations), ``full`` (recompute the whole block)
+    and ``dots_saveable`` (keep matmul outputs, recompute the rest).
+    """
+
+    vocab_size: int
+    num_layers: int
+    d_model: int
+    num_heads: int
+    d_head: int
+    d_ff: int = 0
+    max_len: int = 2048
+    dropout: float = 0.1
+    tie_embeddings: bool = True
+    dtype: str = "auto"
+    param_dtype: str = "float32"
+    remat: str = "none"
+    scan_layers: bool = True
+    init_std: float = 0.006
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.d_ff == 0:
+            object.__setattr__(self, "d_ff", 4 * self.d_model)
+        for name in ("vocab_size", "num_layers", "d_model", "num_heads", "d_head", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.remat not in REMAT_POLICIES:
+            raise ConfigError(f"ModelConfig.remat must be one of {REMAT_POLICIES}, "
+                              f"got {self.remat!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"ModelConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.param_dtype not in DTYPES[1:]:
+            raise ConfigError(f"ModelConfig.param_dtype must be one of {DTYPES[1:]}, "
+                              f"got {self.param_dtype!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout}")
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def compute_dtype(self) -> jnp.dtype:
+        if self.dtype == "auto":
+            return jnp.dtype(jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16)
+        return jnp.dtype(self.dtype)
+
+    @property
+    def weight_dtype(self) -> jnp.dtype:
+        return jnp.dtype(self.param_dtype)

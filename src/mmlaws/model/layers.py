@@ -1,0 +1,126 @@
+"""Attention, MLP and LayerNorm of the OPT-style decoder.
+
+Einsum letters, used at every call site:
+
+    B batch · T query length · S key length · D model width · N heads · H head dim
+    F feed-forward width · V vocabulary · L layers
+
+Each parameter carries logical axes (see :mod:`mmlaws.model.sharding`) through
+``nn.with_logical_partitioning``; each module takes only the fields it uses.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = jnp.dtype
+
+
+def truncated_normal(std: float):
+    """Normal(0, std²) truncated at ±2 std (Appendix A.1: std 0.006, cut at two std)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return (std * jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32)).astype(dtype)
+
+    return init
+
+
+def causal_segment_mask(segment_ids: jax.Array) -> jax.Array:
+    """[B, T] segment ids → [B, 1, T, T] mask: key s ≤ query t and both in the same segment."""
+    length = segment_ids.shape[-1]
+    causal = jnp.tril(jnp.ones((length, length), dtype=jnp.bool_))  # [T, S]
+    same = segment_ids[:, :, None] == segment_ids[:, None, :]  # [B, T, S]
+    return (causal[None] & same)[:, None]  # [B, 1, T, S]
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None):
+    """Causal softmax attention that never crosses segment boundaries.
+
+    q, k, v: [B, T, N, H]; segment_ids: [B, T] or None (one document per row).
+    Returns [B, T, N, H]. Uses :func:`jax.nn.dot_product_attention`, which picks cuDNN's
+    fused kernel on GPU where it applies and XLA elsewhere.
+    """
+    if segment_ids is None:
+        return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation=None)
+    mask = causal_segment_mask(segment_ids)  # [B, 1, T, S]
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=None)
+
+
+def _param(module: nn.Module, name: str, init, shape, axes, dtype):
+    return module.param(name, nn.with_logical_partitioning(init, axes), shape, dtype)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over D with learned scale and bias; statistics in float32."""
+
+    eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [B, T, D] -> [B, T, D]
+        d = x.shape[-1]
+        scale = _param(self, "scale", nn.initializers.ones, (d,), ("embed",), self.param_dtype)
+        bias = _param(self, "bias", nn.initializers.zeros, (d,), ("embed",), self.param_dtype)
+        x32 = x.astype(jnp.float32)
+        mean = x32.mean(-1, keepdims=True)
+        var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias
+        return y.astype(self.dtype)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head causal self-attention with biased q/k/v/out projections (as OPT)."""
+
+    num_heads: int
+    d_head: int
+    init_std: float
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def _proj(self, name, d):
+        n, h = self.num_heads, self.d_head
+        kernel = _param(self, f"{name}_kernel", truncated_normal(self.init_std), (d, n, h),
+                        ("embed", "heads", "kv"), self.param_dtype)
+        bias = _param(self, f"{name}_bias", nn.initializers.zeros, (n, h), ("heads", "kv"),
+                      self.param_dtype)
+        return kernel.astype(self.dtype), bias.astype(self.dtype)
+
+    @nn.compact
+    def __call__(self, x, segment_ids):  # x [B, T, D], segment_ids [B, T] | None
+        d = x.shape[-1]
+        qkv = []
+        for name in ("query", "key", "value"):
+            w, b = self._proj(name, d)
+            y = jnp.einsum("BTD,DNH->BTNH", x, w) + b  # [B, T, N, H]
+            qkv.append(nn.with_logical_constraint(y, ("batch", "length", "heads", "kv")))
+        out = attention(*qkv, segment_ids)  # [B, T, N, H]
+        w_out = _param(self, "out_kernel", truncated_normal(self.init_std),
+                       (self.num_heads, self.d_head, d), ("heads", "kv", "embed"), self.param_dtype)
+        b_out = _param(self, "out_bias", nn.initializers.zeros, (d,), ("embed",), self.param_dtype)
+        y = jnp.einsum("BTNH,NHD->BTD", out, w_out.astype(self.dtype))  # [B, T, D]
+        return y + b_out.astype(self.dtype)
+
+
+class Mlp(nn.Module):
+    """Two-layer ReLU MLP D → F → D with biases."""
+
+    d_ff: int
+    init_std: float
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):  # [B, T, D] -> [B, T, D]
+        d = x.shape[-1]
+        init, zeros = truncated_normal(self.init_std), nn.initializers.zeros
+        f, pd = self.d_ff, self.param_dtype
+        w_in = _param(self, "wi_kernel", init, (d, f), ("embed", "mlp"), pd)
+        b_in = _param(self, "wi_bias", zeros, (f,), ("mlp",), pd)
+        w_out = _param(self, "wo_kernel", init, (f, d), ("mlp", "embed"), pd)
+        b_out = _param(self, "wo_bias", zeros, (d,), ("embed",), pd)
+        h = jnp.einsum("BTD,DF->BTF", x, w_in.astype(self.dtype)) + b_in.astype(self.dtype)
+        h = nn.with_logical_constraint(jax.nn.relu(h), ("batch", "length", "mlp"))  # [B, T, F]
+        return jnp.einsum("BTF,FD->BTD", h, w_out.astype(self.dtype)) + b_out.astype(self.dtype)

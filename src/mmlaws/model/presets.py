@@ -1,0 +1,72 @@
+"""Model presets: the paper's Table 2 (Appendix A.1) as data, plus tiny presets for CPU demos.
+
+Each :class:`PaperPreset` row is one line of Table 2 — layers, d_model, heads, d_head, peak
+learning rate, batch size in tokens and context length. The table prints the batch as "1M"
+tokens; we read it as 2**20 tokens = 512 sequences of the 2048-token context.
+
+The paper's vocabulary is one BPE of 2**16 entries in which image codes and speech units are
+single tokens (§4.2), so the paper presets use ``PAPER_VOCAB_SIZE = 2**16``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mmlaws.model.config import ModelConfig
+
+PAPER_VOCAB_SIZE = 2**16  # §4.2: "a vocab size of 2^16"
+PAPER_CONTEXT = 2048  # Table 2, every row
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperPreset:
+    """One row of Table 2 (Appendix A.1)."""
+
+    name: str
+    num_layers: int
+    d_model: int
+    num_heads: int
+    d_head: int
+    peak_lr: float
+    batch_tokens: int
+    context: int
+    nominal_params: float  # the size in the row's name, e.g. 1.3e9 for "1.3B"
+
+
+_M = 2**20  # "1M" batch tokens
+# Table 2, Appendix A.1:  name,  #L, d_model, #H, d_head, LR,    batch, context, nominal size
+TABLE_2 = (
+    PaperPreset("8M", 4, 128, 2, 64, 1.0e-3, _M, 2048, 8e6),
+    PaperPreset("125M", 12, 768, 12, 64, 6.0e-4, _M, 2048, 125e6),
+    PaperPreset("350M", 24, 1024, 16, 64, 3.0e-4, _M, 2048, 350e6),
+    PaperPreset("760M", 24, 1536, 16, 96, 2.5e-4, _M, 2048, 760e6),
+    PaperPreset("1.3B", 24, 2048, 32, 64, 2.0e-4, _M, 2048, 1.3e9),
+    PaperPreset("2.7B", 32, 2560, 32, 80, 1.6e-4, _M, 2048, 2.7e9),
+    PaperPreset("6.7B", 32, 4096, 32, 128, 1.2e-4, _M, 2048, 6.7e9),
+    PaperPreset("30B", 48, 7168, 56, 128, 1.0e-4, _M, 2048, 30e9),
+)
+PAPER_ROWS = {row.name: row for row in TABLE_2}
+
+
+def paper_config(row: PaperPreset, vocab_size: int = PAPER_VOCAB_SIZE, **changes) -> ModelConfig:
+    """The :class:`ModelConfig` of one Table 2 row (d_ff = 4·d_model, learned positions)."""
+    return ModelConfig(
+        vocab_size=vocab_size,
+        num_layers=row.num_layers,
+        d_model=row.d_model,
+        num_heads=row.num_heads,
+        d_head=row.d_head,
+        max_len=row.context,
+        **changes,
+    )
+
+
+# Small shapes for CPU tests and demos; not from the paper.
+TINY = ModelConfig(vocab_size=256, num_layers=2, d_model=64, num_heads=4, d_head=16, max_len=128)
+MINI = ModelConfig(vocab_size=4096, num_layers=4, d_model=256, num_heads=4, d_head=64, max_len=512)
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": TINY,
+    "mini": MINI,
+    **{row.name: paper_config(row) for row in TABLE_2},
+}
