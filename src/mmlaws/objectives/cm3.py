@@ -24,7 +24,9 @@ exactly where ``targets[t]`` is a sentinel standing in place of a span inside th
 (the first occurrence of each ``<mask:i>``): where a span was cut out cannot be predicted.
 Everything else has weight 1: the document's tokens, the token right after each in-place
 sentinel, the sentinel that opens each moved span at the end (including the first one, right
-after the document), the span's tokens and each ``<eoss>``.
+after the document), the span's tokens and each ``<eoss>``. So there are ``n`` zeros, or
+``n - 1`` when a span starts at position 0 and no ``bos_id`` is given (that sentinel is then
+``inputs[0]``, never a target).
 
 Output format: an :class:`mmlaws.objectives.causal.Example` (inputs, targets, weights, spans),
 next-token shifted as documented in :mod:`mmlaws.objectives.causal`.
