@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-CORE = ["mmlaws", "mmlaws.main", "mmlaws.laws", "mmlaws.objectives", "mmlaws.data"]
+CORE = ["mmlaws", "mmlaws.main", "mmlaws.laws", "mmlaws.objectives", "mmlaws.data", "mmlaws.model"]
 
 
 def test_core_does_not_import_tensorflow():

@@ -59,8 +59,8 @@ def make_mesh(shape: dict[str, int], devices=None) -> Mesh:
             raise ConfigError(f"{len(devices)} devices cannot fill mesh {shape}")
         sizes[sizes.index(-1)] = len(devices) // known
     if math.prod(sizes) != len(devices):
-        raise ConfigError(f"mesh {dict(zip(MESH_AXES, sizes, strict=True))} needs {math.prod(sizes)} "
-                          f"devices, have {len(devices)}")
+        named = dict(zip(MESH_AXES, sizes, strict=True))
+        raise ConfigError(f"mesh {named} needs {math.prod(sizes)} devices, have {len(devices)}")
     grid = mesh_utils.create_device_mesh(sizes, devices=np.asarray(devices))
     return Mesh(grid, MESH_AXES)
 
