@@ -1,5 +1,7 @@
 """Attention, masking, positions and initialisation of the decoder against explicit references."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,18 +57,17 @@ def test_packed_documents_equal_each_document_alone():
     """Segment masking + restarting positions: packing changes nothing about each document."""
     config = M.PRESETS["tiny"]
     params = M.init_params(config, jax.random.key(1))
-    doc_a, doc_b = jnp.array([[5, 9, 2]]), jnp.array([[7, 3, 3, 8]])
-    packed = jnp.concatenate([doc_a, doc_b], axis=1)  # [1, 7]
-    seg = jnp.array([[1, 1, 1, 2, 2, 2, 2]])
-    got = M.logits(config, params, packed, segment_ids=seg)
-    alone = jnp.concatenate([M.logits(config, params, doc_a), M.logits(config, params, doc_b)], 1)
+    run = jax.jit(functools.partial(M.logits, config))
+    doc_a, doc_b = jnp.array([[5, 9, 2, 0]]), jnp.array([[7, 3, 3, 8]])
+    packed = jnp.concatenate([doc_a, doc_b], axis=1)  # [1, 8]
+    seg = jnp.array([[1, 1, 1, 1, 2, 2, 2, 2]])
+    got = run(params, packed, segment_ids=seg)
+    alone = jnp.concatenate([run(params, doc_a), run(params, doc_b)], 1)
     np.testing.assert_allclose(got, alone, atol=1e-5)
     # explicit positions equal the derived ones; shifted positions change the answer
-    explicit = M.logits(config, params, packed, segment_ids=seg,
-                        positions=jnp.array([[0, 1, 2, 0, 1, 2, 3]]))
+    explicit = run(params, packed, segment_ids=seg, positions=jnp.array([[0, 1, 2, 3] * 2]))
     np.testing.assert_allclose(explicit, got, atol=1e-6)
-    unpacked_positions = M.logits(config, params, packed, segment_ids=seg,
-                                  positions=jnp.arange(7)[None])
+    unpacked_positions = run(params, packed, segment_ids=seg, positions=jnp.arange(8)[None])
     assert np.abs(np.asarray(unpacked_positions - got)).max() > 1e-3
 
 
@@ -82,12 +83,13 @@ def test_logits_shape_dtype_and_dropout():
     config = M.PRESETS["tiny"]
     params = M.init_params(config, jax.random.key(0))
     tokens = jnp.arange(12).reshape(2, 6)
-    out = M.logits(config, params, tokens)
+    out = jax.jit(functools.partial(M.logits, config))(params, tokens)
     assert out.shape == (2, 6, config.vocab_size) and out.dtype == jnp.float32
-    noisy = M.logits(config, params, tokens, dropout_rng=jax.random.key(3))
+    noisy = jax.jit(functools.partial(M.logits, config))(params, tokens,
+                                                         dropout_rng=jax.random.key(3))
     assert np.abs(np.asarray(noisy - out)).max() > 1e-4
-    no_drop = config.replace(dropout=0.0)
-    same = M.logits(no_drop, params, tokens, dropout_rng=jax.random.key(3))
+    no_drop = jax.jit(functools.partial(M.logits, config.replace(dropout=0.0)))
+    same = no_drop(params, tokens, dropout_rng=jax.random.key(3))
     np.testing.assert_allclose(same, out, atol=1e-6)
 
 
