@@ -83,13 +83,16 @@ def test_logits_shape_dtype_and_dropout():
     config = M.PRESETS["tiny"]
     params = M.init_params(config, jax.random.key(0))
     tokens = jnp.arange(12).reshape(2, 6)
-    out = jax.jit(functools.partial(M.logits, config))(params, tokens)
+
+    @jax.jit
+    def run(params, tokens, rng):
+        return (M.logits(config, params, tokens),
+                M.logits(config, params, tokens, dropout_rng=rng),
+                M.logits(config.replace(dropout=0.0), params, tokens, dropout_rng=rng))
+
+    out, noisy, same = run(params, tokens, jax.random.key(3))
     assert out.shape == (2, 6, config.vocab_size) and out.dtype == jnp.float32
-    noisy = jax.jit(functools.partial(M.logits, config))(params, tokens,
-                                                         dropout_rng=jax.random.key(3))
     assert np.abs(np.asarray(noisy - out)).max() > 1e-4
-    no_drop = jax.jit(functools.partial(M.logits, config.replace(dropout=0.0)))
-    same = no_drop(params, tokens, dropout_rng=jax.random.key(3))
     np.testing.assert_allclose(same, out, atol=1e-6)
 
 

@@ -48,12 +48,12 @@ def test_rules_give_dp_fsdp_and_tensor_parallel_layouts():
     assert data_only["layers"]["mlp"]["wi_kernel"].is_fully_replicated
 
 
-def test_sharded_init_is_born_sharded_and_equals_plain_init():
+def test_sharded_init_is_born_sharded_and_equals_plain_init(reference):
     mesh = M.make_mesh({"fsdp": 4, "tensor": 2})
     params = M.init_params(CONFIG, jax.random.key(0), mesh=mesh)
     kernel = params["layers"]["mlp"]["wi_kernel"]  # [L, D, F] = [2, 64, 256]
     assert {s.data.shape for s in kernel.addressable_shards} == {(2, 16, 128)}
-    plain = M.init_params(CONFIG, jax.random.key(0))
+    plain = reference[0]  # init_params(CONFIG, key(0)) on one device
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(plain), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7)
 
@@ -86,10 +86,15 @@ def _loss(config, params, tokens):
     return -jnp.take_along_axis(logp, tokens[:, 1:, None], -1).mean()
 
 
-@pytest.mark.parametrize("policy", ["full", "dots_saveable"])
-def test_remat_gives_the_same_gradients(reference, policy):
+def test_remat_gives_the_same_gradients(reference):
     params, tokens, _, _ = reference
-    grad = lambda c: jax.jit(jax.grad(functools.partial(_loss, c)))(params, tokens)  # noqa: E731
-    base, remat = grad(CONFIG), grad(CONFIG.replace(remat=policy))
-    for a, b in zip(jax.tree.leaves(base), jax.tree.leaves(remat), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    configs = [CONFIG.replace(remat=policy) for policy in ("none", "full", "dots_saveable")]
+
+    @jax.jit
+    def grads(params, tokens):
+        return [jax.grad(functools.partial(_loss, c))(params, tokens) for c in configs]
+
+    base, *others = grads(params, tokens)
+    for other in others:
+        for a, b in zip(jax.tree.leaves(base), jax.tree.leaves(other), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)

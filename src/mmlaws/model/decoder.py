@@ -107,8 +107,11 @@ class Decoder(nn.Module):
                            (c.vocab_size, c.d_model), c.weight_dtype)
         pos_table = self.param("pos_embed", nn.with_logical_partitioning(init, (None, "embed")),
                                (c.max_len, c.d_model), c.weight_dtype)
-        x = jnp.take(table, tokens, axis=0) + jnp.take(pos_table, positions, axis=0)  # [B, T, D]
-        x = nn.with_logical_constraint(x.astype(c.compute_dtype), ACTIVATION_AXES)
+        # Gather rows from whole (all-gathered, as FSDP does for every weight) tables: a gather
+        # from a vocab-sharded table into batch-sharded activations has no efficient partition.
+        whole = lambda t: nn.with_logical_constraint(t.astype(c.compute_dtype), (None, None))  # noqa: E731
+        x = jnp.take(whole(table), tokens, axis=0) + jnp.take(whole(pos_table), positions, axis=0)
+        x = nn.with_logical_constraint(x, ACTIVATION_AXES)  # [B, T, D]
         x = self._blocks(x, segment_ids, deterministic)
         x = LayerNorm(c.layer_norm_eps, c.compute_dtype, c.weight_dtype, name="ln_final")(x)
         if c.tie_embeddings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,12 +22,18 @@ def _boxed_init(config: ModelConfig):
     return init
 
 
+@functools.lru_cache(maxsize=8)
+def _jitted_init(config: ModelConfig):
+    """One compiled initialiser per config (compiling it costs seconds even for tiny models)."""
+    init = _boxed_init(config)
+    return jax.jit(lambda rng: nn.meta.unbox(init(rng)))
+
+
 def init_params(config: ModelConfig, rng: jax.Array, *, mesh=None, rules=RULES):
     """Fresh parameters (plain arrays). With ``mesh``, each array is born sharded on it."""
-    init = _boxed_init(config)
     if mesh is None:
-        return jax.jit(lambda r: nn.meta.unbox(init(r)))(rng)
-    return sharded_init(init, rng, mesh, rules)
+        return _jitted_init(config)(rng)
+    return sharded_init(_boxed_init(config), rng, mesh, rules)
 
 
 def abstract_params(config: ModelConfig, *, boxed: bool = False):
