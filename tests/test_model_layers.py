@@ -104,7 +104,8 @@ def test_untied_embeddings_have_their_own_output_matrix():
 
 
 @pytest.mark.parametrize("bad", [dict(remat="some"), dict(dtype="int8"), dict(num_heads=0),
-                                 dict(dropout=1.0), dict(param_dtype="auto")])
+                                 dict(dropout=1.0), dict(param_dtype="auto"),
+                                 dict(attention="flash")])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         M.PRESETS["tiny"].replace(**bad)

@@ -11,6 +11,7 @@ from mmlaws.errors import ConfigError
 
 REMAT_POLICIES = ("none", "full", "dots_saveable")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +21,8 @@ class ModelConfig:
     ``d_ff`` defaults to ``4 * d_model``. ``dtype`` is the compute dtype: ``"auto"`` means
     bfloat16 on GPU/TPU and float32 on CPU; parameters are kept in ``param_dtype``.
     ``remat`` is one of ``none`` (keep all activations), ``full`` (recompute the whole block)
-    and ``dots_saveable`` (keep matmul outputs, recompute the rest).
+    and ``dots_saveable`` (keep matmul outputs, recompute the rest). ``attention`` picks the
+    kernel: ``auto`` (cuDNN on GPU in 16-bit where it applies, else XLA), ``xla`` or ``cudnn``.
     """
 
     vocab_size: int
@@ -36,6 +38,7 @@ class ModelConfig:
     param_dtype: str = "float32"
     remat: str = "none"
     scan_layers: bool = True
+    attention: str = "auto"
     init_std: float = 0.006
     layer_norm_eps: float = 1e-5
 
@@ -53,6 +56,9 @@ class ModelConfig:
         if self.param_dtype not in DTYPES[1:]:
             raise ConfigError(f"ModelConfig.param_dtype must be one of {DTYPES[1:]}, "
                               f"got {self.param_dtype!r}")
+        if self.attention not in ATTENTION_IMPLS:
+            raise ConfigError(f"ModelConfig.attention must be one of {ATTENTION_IMPLS}, "
+                              f"got {self.attention!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout}")
 

@@ -37,6 +37,7 @@ class Block(nn.Module):
     init_std: float
     dropout: float
     eps: float
+    attention: str
     deterministic: bool
     dtype: jnp.dtype
     param_dtype: jnp.dtype
@@ -45,7 +46,8 @@ class Block(nn.Module):
     def __call__(self, x, segment_ids):  # x [B, T, D], segment_ids [B, T] | None
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         h = LayerNorm(self.eps, name="ln_attn", **kw)(x)
-        attn = SelfAttention(self.num_heads, self.d_head, self.init_std, name="attn", **kw)
+        attn = SelfAttention(self.num_heads, self.d_head, self.init_std, self.attention,
+                             name="attn", **kw)
         h = attn(h, segment_ids)
         x = x + nn.Dropout(self.dropout)(h, deterministic=self.deterministic)
         x = nn.with_logical_constraint(x, ACTIVATION_AXES)
@@ -78,7 +80,8 @@ class Decoder(nn.Module):
     def _blocks(self, x, segment_ids, deterministic):
         c = self.config
         kw = dict(num_heads=c.num_heads, d_head=c.d_head, d_ff=c.d_ff, init_std=c.init_std,
-                  dropout=c.dropout, eps=c.layer_norm_eps, deterministic=deterministic,
+                  dropout=c.dropout, eps=c.layer_norm_eps, attention=c.attention,
+                  deterministic=deterministic,
                   dtype=c.compute_dtype, param_dtype=c.weight_dtype)
         block = _block_class(c.remat, c.scan_layers)
         if not c.scan_layers:

@@ -35,17 +35,25 @@ def causal_segment_mask(segment_ids: jax.Array) -> jax.Array:
     return (causal[None] & same)[:, None]  # [B, 1, T, S]
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None):
+def attention(q, k, v, segment_ids: jax.Array | None, implementation: str = "auto"):
     """Causal softmax attention that never crosses segment boundaries.
 
     q, k, v: [B, T, N, H]; segment_ids: [B, T] or None (one document per row).
-    Returns [B, T, N, H]. Uses :func:`jax.nn.dot_product_attention`, which picks cuDNN's
-    fused kernel on GPU where it applies and XLA elsewhere.
+    Returns [B, T, N, H]. ``implementation`` is passed to :func:`jax.nn.dot_product_attention`
+    (``"xla"``, ``"cudnn"``, or None, which is XLA in jax 0.10); ``"auto"`` asks for cuDNN's
+    fused kernel on GPU with 16-bit inputs and falls back to XLA where cuDNN refuses the shapes.
     """
-    if segment_ids is None:
-        return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation=None)
-    mask = causal_segment_mask(segment_ids)  # [B, 1, T, S]
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=None)
+    mask = None if segment_ids is None else causal_segment_mask(segment_ids)  # [B, 1, T, S]
+    run = lambda impl: jax.nn.dot_product_attention(  # noqa: E731
+        q, k, v, mask=mask, is_causal=mask is None, implementation=impl)
+    if implementation != "auto":
+        return run(implementation)
+    if jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16):
+        try:
+            return run("cudnn")
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    return run(None)
 
 
 def _param(module: nn.Module, name: str, init, shape, axes, dtype):
@@ -77,6 +85,7 @@ class SelfAttention(nn.Module):
     num_heads: int
     d_head: int
     init_std: float
+    implementation: str = "auto"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -96,7 +105,7 @@ class SelfAttention(nn.Module):
             w, b = self._proj(name, d)
             y = jnp.einsum("BTD,DNH->BTNH", x, w) + b  # [B, T, N, H]
             qkv.append(nn.with_logical_constraint(y, ("batch", "length", "heads", "kv")))
-        out = attention(*qkv, segment_ids)  # [B, T, N, H]
+        out = attention(*qkv, segment_ids, self.implementation)  # [B, T, N, H]
         w_out = _param(self, "out_kernel", truncated_normal(self.init_std),
                        (self.num_heads, self.d_head, d), ("heads", "kv", "embed"), self.param_dtype)
         b_out = _param(self, "out_bias", nn.initializers.zeros, (d,), ("embed",), self.param_dtype)

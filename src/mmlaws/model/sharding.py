@@ -18,9 +18,7 @@ import math
 
 import flax.linen as nn
 import jax
-import numpy as np
-from jax.experimental import mesh_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from mmlaws.errors import ConfigError
 
@@ -61,8 +59,9 @@ def make_mesh(shape: dict[str, int], devices=None) -> Mesh:
     if math.prod(sizes) != len(devices):
         named = dict(zip(MESH_AXES, sizes, strict=True))
         raise ConfigError(f"mesh {named} needs {math.prod(sizes)} devices, have {len(devices)}")
-    grid = mesh_utils.create_device_mesh(sizes, devices=np.asarray(devices))
-    return Mesh(grid, MESH_AXES)
+    # Auto axes: shardings are propagated by the compiler from the constraints we place.
+    return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
+                         devices=devices)
 
 
 def logical_specs(boxed_tree):
