@@ -1,7 +1,7 @@
 """Compile time of one train step per preset (lower + compile from abstract inputs), and counts.
 
     python benchmarks/model_compile.py [--presets 8M,125M,...] [--runs 3] [--length 2048]
-        [--mesh fsdp=4,tensor=2] [--remat dots_saveable]
+        [--mesh fsdp=4,tensor=2] [--remat dots_saveable] [--no-scan]
 
 Prints the parameter table (total and non-embedding counts against each Table 2 name at the
 paper's vocabulary of 2**16) and the median compile time over ``--runs`` fresh compilations.
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--remat", default="dots_saveable")
     parser.add_argument("--mesh", default="", help="e.g. fsdp=4,tensor=2 (default: one device)")
+    parser.add_argument("--no-scan", action="store_true", help="unroll the layers (no nn.scan)")
     args = parser.parse_args()
     names = args.presets.split(",")
     mesh = M.make_mesh(parse_mesh(args.mesh)) if args.mesh else None
@@ -48,9 +49,11 @@ def main() -> None:
           "mmlaws.model.counting\n")
     print_counts(names)
     print(f"\ncompile of one SGD train step, batch {args.batch} x {args.length}, {args.dtype}, "
-          f"remat {args.remat}, mesh {args.mesh or 'one device'}; median of {args.runs}")
+          f"remat {args.remat}, mesh {args.mesh or 'one device'}, "
+          f"{'unrolled' if args.no_scan else 'scanned'} layers; median of {args.runs}")
     for name in names:
-        config = M.PRESETS[name].replace(dtype=args.dtype, remat=args.remat)
+        config = M.PRESETS[name].replace(dtype=args.dtype, remat=args.remat,
+                                         scan_layers=not args.no_scan)
         times = [compile_train_step(config, args.batch, args.length, mesh)[1]
                  for _ in range(args.runs)]
         print(f"{name:>6} {config.num_layers:>3} layers  {statistics.median(times):6.2f} s  "

@@ -109,3 +109,10 @@ def test_untied_embeddings_have_their_own_output_matrix():
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         M.PRESETS["tiny"].replace(**bad)
+
+
+def test_sequences_longer_than_max_len_are_refused():
+    config = M.PRESETS["tiny"].replace(max_len=4)
+    params = M.init_params(config, jax.random.key(0))
+    with pytest.raises(ConfigError, match="max_len"):
+        M.logits(config, params, jnp.zeros((1, 5), jnp.int32))

@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmlaws.errors import ConfigError
 from mmlaws.model.config import ModelConfig
 from mmlaws.model.layers import LayerNorm, Mlp, SelfAttention, truncated_normal
 
@@ -102,6 +103,8 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(self, tokens, segment_ids=None, positions=None, deterministic=True):
         c = self.config
+        if positions is None and tokens.shape[-1] > c.max_len:
+            raise ConfigError(f"sequence length {tokens.shape[-1]} exceeds max_len {c.max_len}")
         if positions is None:
             positions = (jnp.broadcast_to(jnp.arange(tokens.shape[-1]), tokens.shape)
                          if segment_ids is None else positions_from_segments(segment_ids))
