@@ -19,15 +19,19 @@ HF_KW = dict(vocab_size=97, hidden_size=48, num_hidden_layers=2, ffn_dim=192,
              dropout=0.0, attention_dropout=0.0)
 
 
-@pytest.fixture(scope="module")
-def hf_model():
+def _random_opt(**changes):
     torch.manual_seed(0)
-    model = transformers.OPTForCausalLM(transformers.OPTConfig(**HF_KW)).eval()
+    model = transformers.OPTForCausalLM(transformers.OPTConfig(**{**HF_KW, **changes})).eval()
     with torch.no_grad():  # random LayerNorm affine terms, so that they are tested too
         for name, p in model.named_parameters():
             if "layer_norm" in name:
                 p.add_(0.1 * torch.randn_like(p))
     return model
+
+
+@pytest.fixture(scope="module")
+def hf_model():
+    return _random_opt()
 
 
 def _hf_logits(model, tokens):
@@ -49,6 +53,13 @@ def test_state_dict_import_matches_hf_logits(hf_model):
     assert config.tie_embeddings and config.num_heads == 3 and config.d_ff == 192
     assert sum(x.size for x in jax.tree.leaves(params)) == M.total_params(config)
     assert _max_diff(config, params, hf_model, TOKENS) <= 1e-4
+
+
+def test_untied_output_projection_is_imported():
+    model = _random_opt(tie_word_embeddings=False)
+    config, params = M.load_hf_opt(model.state_dict(), num_heads=3, dropout=0.0)
+    assert not config.tie_embeddings and params["unembed"].shape == (48, 97)
+    assert _max_diff(config, params, model, TOKENS) <= 1e-4
 
 
 def test_safetensors_folder_import_matches_hf_logits(hf_model, tmp_path):
