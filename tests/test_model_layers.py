@@ -57,17 +57,21 @@ def test_packed_documents_equal_each_document_alone():
     """Segment masking + restarting positions: packing changes nothing about each document."""
     config = M.PRESETS["tiny"]
     params = M.init_params(config, jax.random.key(1))
-    run = jax.jit(functools.partial(M.logits, config))
-    doc_a, doc_b = jnp.array([[5, 9, 2, 0]]), jnp.array([[7, 3, 3, 8]])
-    packed = jnp.concatenate([doc_a, doc_b], axis=1)  # [1, 8]
+    docs = jnp.array([[5, 9, 2, 0], [7, 3, 3, 8]])  # two documents, each alone in a row
+    packed = docs.reshape(1, 8)  # [1, 8]
     seg = jnp.array([[1, 1, 1, 1, 2, 2, 2, 2]])
-    got = run(params, packed, segment_ids=seg)
-    alone = jnp.concatenate([run(params, doc_a), run(params, doc_b)], 1)
-    np.testing.assert_allclose(got, alone, atol=1e-5)
-    # explicit positions equal the derived ones; shifted positions change the answer
-    explicit = run(params, packed, segment_ids=seg, positions=jnp.array([[0, 1, 2, 3] * 2]))
+
+    @jax.jit
+    def run(params):
+        f = functools.partial(M.logits, config, params)
+        return (f(packed, segment_ids=seg), f(docs),
+                f(packed, segment_ids=seg, positions=jnp.array([[0, 1, 2, 3] * 2])),
+                f(packed, segment_ids=seg, positions=jnp.arange(8)[None]))
+
+    got, alone, explicit, unpacked_positions = run(params)
+    np.testing.assert_allclose(got, alone.reshape(got.shape), atol=1e-5)
+    # explicit positions equal the derived ones; positions that do not restart change the answer
     np.testing.assert_allclose(explicit, got, atol=1e-6)
-    unpacked_positions = run(params, packed, segment_ids=seg, positions=jnp.arange(8)[None])
     assert np.abs(np.asarray(unpacked_positions - got)).max() > 1e-3
 
 
@@ -98,7 +102,7 @@ def test_logits_shape_dtype_and_dropout():
 
 def test_untied_embeddings_have_their_own_output_matrix():
     config = M.PRESETS["tiny"].replace(tie_embeddings=False)
-    params = M.init_params(config, jax.random.key(0))
+    params = M.abstract_params(config)
     assert params["unembed"].shape == (config.d_model, config.vocab_size)
     assert sum(x.size for x in jax.tree.leaves(params)) == M.total_params(config)
 
@@ -113,6 +117,8 @@ def test_config_rejects_bad_values(bad):
 
 def test_sequences_longer_than_max_len_are_refused():
     config = M.PRESETS["tiny"].replace(max_len=4)
-    params = M.init_params(config, jax.random.key(0))
+    run = functools.partial(jax.eval_shape, functools.partial(M.logits, config),
+                            M.abstract_params(config))
+    assert run(jnp.zeros((1, 4), jnp.int32)).shape == (1, 4, config.vocab_size)
     with pytest.raises(ConfigError, match="max_len"):
-        M.logits(config, params, jnp.zeros((1, 5), jnp.int32))
+        run(jnp.zeros((1, 5), jnp.int32))
