@@ -1,4 +1,4 @@
-"""Entry point: ``python -m mmlaws.main --gin_file=configs/X.gin [--gin_file=...] [--gin_param=K=V]``.
+"""Entry point: ``python -m mmlaws.main --gin_file=configs/X.gin [--gin_param=K=V] ...``.
 
 Gin files (T5X style, ``from __gin__ import dynamic_registration``) bind ``main.run.job`` to the
 function to run and configure it; library code stays undecorated. Several files compose in order,
@@ -66,8 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, SyntaxError, TypeError, RuntimeError) as err:
         print(f"mmlaws: config error: {_one_line(err)}", file=sys.stderr)
         return 2
+    import mmlaws.main as entry  # the registered `run`, also when this file runs as __main__
+
     try:
-        gin.get_configurable(run)()
+        gin.get_configurable(entry.run)()
     except UserError as err:
         print(f"mmlaws: error: {_one_line(err)}", file=sys.stderr)
         return 2

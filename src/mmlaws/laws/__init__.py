@@ -1,0 +1,47 @@
+"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports.
+
+>>> import mmlaws.laws as laws
+>>> law = laws.TABLE1["text"]
+>>> round(float(law.predict(1.3e9, 100e9)), 3)
+21.245
+"""
+
+from mmlaws.laws.fit import (
+    BIMODAL_GRID,
+    HOFFMANN_GRID,
+    BimodalFit,
+    FitInfo,
+    UnimodalFit,
+    fit_bimodal,
+    fit_unimodal,
+)
+from mmlaws.laws.forms import BimodalLaw, Interaction, NModalLaw, UnimodalLaw, normalise_shares
+from mmlaws.laws.membership import membership, same_modality
+from mmlaws.laws.optimal import (
+    chinchilla_optimal,
+    competition_barrier,
+    compute_optimal,
+    is_synergistic,
+)
+from mmlaws.laws.published import PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1, TABLE3
+from mmlaws.laws.records import RunLogWriter, RunRecord, RunTable, read_csv, read_run, read_runs
+from mmlaws.laws.solver import MultiStartResult, minimize_multistart
+from mmlaws.laws.uncertainty import (
+    BootstrapResult,
+    HoldoutResult,
+    bootstrap_bimodal,
+    bootstrap_unimodal,
+    holdout_unimodal,
+)
+
+bootstrap = bootstrap_unimodal
+
+__all__ = [
+    "BIMODAL_GRID", "HOFFMANN_GRID", "PAPER_DESIGN_D", "PAPER_DESIGN_N", "TABLE1", "TABLE3",
+    "BimodalFit", "BimodalLaw", "BootstrapResult", "FitInfo", "HoldoutResult", "Interaction",
+    "MultiStartResult", "NModalLaw", "RunLogWriter", "RunRecord", "RunTable", "UnimodalFit",
+    "UnimodalLaw", "bootstrap", "bootstrap_bimodal", "bootstrap_unimodal", "chinchilla_optimal",
+    "competition_barrier", "compute_optimal", "fit_bimodal", "fit_unimodal", "holdout_unimodal",
+    "is_synergistic", "membership", "minimize_multistart", "normalise_shares", "read_csv",
+    "read_run", "read_runs", "same_modality",
+]

@@ -1,0 +1,64 @@
+"""Published scaling-law coefficients, as data with their source.
+
+Aghajanyan et al. (2023), "Scaling Laws for Generative Mixed-Modal Language Models":
+
+- ``TABLE1``: uni-modal laws (Eq. 2) per modality, fitted with the CM3 objective (Table 1).
+- ``TABLE3``: Speech and Text laws under CM3 and under the plain causal objective (Table 3).
+- ``PAPER_DESIGN_N`` / ``PAPER_DESIGN_D``: the model sizes of the uni-modal sweep (§5.1, Table 2
+  names, 8M to 6.7B) and its three data sizes (5B, 10B, 100B tokens).
+- ``SPEECH_TEXT_OPTIMUM``: the compute-optimal barrier-breaking point the paper reports for
+  Speech|Text (§5.2.2). The bi-modal coefficients behind it are not in the text, so only the point
+  is kept, as a fact to cite.
+
+Hoffmann et al. (2022) and Besiroglu et al. (2024, Epoch AI's replication) are kept for the
+Chinchilla fits that the fitter is checked against.
+"""
+
+from __future__ import annotations
+
+from mmlaws.laws.forms import UnimodalLaw
+
+_T1 = "Aghajanyan et al. 2023, Table 1"
+_T3 = "Aghajanyan et al. 2023, Table 3"
+
+# modality: (A, B, E, alpha, beta)
+_TABLE1_ROWS = {
+    "code": (611.91, 4484.08, 0.16, 0.37, 0.32),
+    "image-text": (320.51, 658.31, 2.47, 0.12, 0.11),
+    "image": (340.96, 875.30, 2.84, 0.13, 0.13),
+    "molecules": (158.19, 189.36, 2.39, 0.37, 0.26),
+    "speech-text": (180.68, 234.13, 2.69, 0.32, 0.24),
+    "speech": (154.45, 205.10, 3.02, 0.31, 0.24),
+    "text": (492.51, 1987.40, 2.42, 0.18, 0.22),
+}
+_TABLE3_ROWS = {
+    "speech (cm3)": (154.45, 205.10, 3.02, 0.31, 0.24),
+    "speech (causal)": (164.12, 201.00, 3.01, 0.30, 0.24),
+    "text (cm3)": (492.51, 1987.40, 2.42, 0.18, 0.22),
+    "text (causal)": (485.16, 1859.32, 2.45, 0.17, 0.23),
+}
+
+
+def _law(row: tuple[float, ...], source: str) -> UnimodalLaw:
+    A, B, E, alpha, beta = row
+    return UnimodalLaw(E=E, A=A, B=B, alpha=alpha, beta=beta, source=source)
+
+
+TABLE1: dict[str, UnimodalLaw] = {k: _law(v, _T1) for k, v in _TABLE1_ROWS.items()}
+TABLE3: dict[str, UnimodalLaw] = {k: _law(v, _T3) for k, v in _TABLE3_ROWS.items()}
+
+# §5.1: "seven different model sizes, from 8 million to 6.7 billion ... (5B, 10B, 100B)".
+PAPER_DESIGN_N: tuple[float, ...] = (8e6, 125e6, 350e6, 760e6, 1.3e9, 2.7e9, 6.7e9)
+PAPER_DESIGN_D: tuple[float, ...] = (5e9, 10e9, 100e9)
+
+# §5.2.2: predicted compute-optimal point that breaks the Speech|Text competition barrier,
+# validated with a 30B model trained on 50B tokens.
+SPEECH_TEXT_OPTIMUM = {"N": 28.35e9, "D": 45.12e9, "validated_with": {"N": 30e9, "D": 50e9}}
+
+CHINCHILLA_HOFFMANN = UnimodalLaw(
+    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, source="Hoffmann et al. 2022, Approach 3"
+)
+CHINCHILLA_EPOCH_GRID = UnimodalLaw(
+    E=1.8172, A=477.84, B=2143.86, alpha=0.3473, beta=0.3672,
+    source="Besiroglu et al. 2024, replication of Approach 3 (best of the 4,500-start grid)",
+)

@@ -1,0 +1,47 @@
+"""The README's main command, end to end, and the entry point's one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _main(repo_root, *args, timeout=600):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-m", "mmlaws.main", *args], cwd=repo_root, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_quickstart_smallest_setting(repo_root, tmp_path):
+    out = tmp_path / "qs"
+    r = _main(repo_root, "--gin_file=configs/quickstart.gin", f"--gin_param=OUTPUT_DIR='{out}'",
+              "--gin_param=GRID='coarse'", "--gin_param=jobs.reproduce_paper.modalities=('text',)",
+              "--gin_param=jobs.reproduce_paper.bootstrap_samples=16")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(out) in r.stdout
+    report = json.loads((out / "reproduction.json").read_text())
+    assert abs(report["text"]["alpha"] - 0.18) < 0.01
+    assert (out / "fit_text.png").stat().st_size > 10_000
+    assert (out / "README.md").read_text().count("| text |") == 1
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--gin_file=configs/nope.gin"], "configs/nope.gin: no such file"),
+        (["--gin_file=configs/quickstart.gin", "--gin_param=jobs.reproduce_paper.nosuch=1"],
+         "nosuch"),
+        (["--gin_file=configs/quickstart.gin", "--gin_param=NOISE=5.0"], "noise=5.0"),
+        (["--gin_file=configs/quickstart.gin", "--gin_param=GRID='fine'"], "grid='fine'"),
+        (["--gin_file=configs/fit/csv.gin"], "RUNS"),
+        (["--gin_file=configs/fit/csv.gin", "--gin_param=RUNS='/no/such.csv'"], "/no/such.csv"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(repo_root, tmp_path, args, needle):
+    r = _main(repo_root, *args, f"--gin_param=OUTPUT_DIR='{tmp_path}'", timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "Warning" not in ln]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
