@@ -13,10 +13,12 @@ def test_there_are_configs():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
-def test_gin_file_parses(path, repo_root):
+def test_gin_file_parses(path, repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)  # includes are relative to the repository root
     gin.clear_config()
     try:
-        gin.parse_config_files_and_bindings([str(path)], [], skip_unknown=False)
+        gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False,
+                                            skip_unknown=False)
         # The job is bound: the entry point will call it.
         assert "main.run.job" in gin.config_str() or "run.job" in gin.config_str()
     finally:

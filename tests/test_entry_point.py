@@ -18,7 +18,7 @@ def _main(repo_root, *args, timeout=600):
 def test_quickstart_smallest_setting(repo_root, tmp_path):
     out = tmp_path / "qs"
     r = _main(repo_root, "--gin_file=configs/quickstart.gin", f"--gin_param=OUTPUT_DIR='{out}'",
-              "--gin_param=GRID='coarse'", "--gin_param=jobs.reproduce_paper.modalities=('text',)",
+              "--gin_param=jobs.reproduce_paper.modalities=('text',)",
               "--gin_param=jobs.reproduce_paper.bootstrap_samples=16")
     assert r.returncode == 0, r.stderr[-2000:]
     assert str(out) in r.stdout

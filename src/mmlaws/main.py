@@ -70,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         gin.get_configurable(entry.run)()
-    except UserError as err:
-        print(f"mmlaws: error: {_one_line(err)}", file=sys.stderr)
+    except UserError as err:  # gin appends "In call to configurable ..." lines: keep ours
+        print(f"mmlaws: error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     except RuntimeError as err:
         if "Required bindings" not in str(err):

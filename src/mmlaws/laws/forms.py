@@ -45,8 +45,8 @@ class UnimodalLaw:
     def predict(self, N, D) -> np.ndarray:
         """Loss at N parameters and D tokens.
 
-        >>> UnimodalLaw(E=1.0, A=10.0, B=100.0, alpha=0.5, beta=0.5).predict(100.0, 10_000.0)
-        array(3.)
+        >>> float(UnimodalLaw(E=1.0, A=10.0, B=100.0, alpha=0.5, beta=0.5).predict(100.0, 10_000.0))
+        3.0
         """
         N, D = np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64)
         return self.E + self.A / N**self.alpha + self.B / D**self.beta

@@ -54,6 +54,8 @@ def minimize_multistart(
     tol: float = 1e-9,
     ftol: float = 1e-11,
     slots: int = 512,
+    polish: int = 4,
+    linesearch: str = "backtracking",
 ) -> MultiStartResult:
     """Minimises ``fun(params, *args)`` from every row of ``starts`` ([S, P], float64).
 
@@ -62,7 +64,11 @@ def minimize_multistart(
 
     A start has converged when its gradient norm is ≤ ``tol`` or one iteration lowers the
     objective by no more than ``ftol`` relative to it (scipy's L-BFGS-B criteria, with ``ftol``
-    relative to |f| rather than max(|f|, 1)).
+    relative to |f| rather than max(|f|, 1)). The multi-start phase uses a backtracking
+    (Armijo) line search, cheap under ``vmap``; the ``polish`` best starts are then continued
+    with a strong-Wolfe (zoom) line search for four times ``maxiter`` iterations with both
+    tests off, so the reported optimum is not cut short by them (their convergence flags keep
+    the first run's verdict).
     """
     starts = np.asarray(starts, dtype=np.float64)
     if starts.ndim != 2 or starts.shape[0] == 0:
@@ -73,23 +79,33 @@ def minimize_multistart(
             out = _scipy(fun, starts, args, batched_args, maxiter, tol, ftol)
         elif method in ("jaxopt", "optax"):
             k = int(min(slots, starts.shape[0]))
-            run = _slot_runner(fun, method, k, maxiter, tol, ftol, batched_args)
+            run = _slot_runner(fun, method, k, maxiter, tol, ftol, batched_args, linesearch)
             out = jax.device_get(run(jnp.asarray(starts), args))
         else:
             raise ValueError(f"unknown method {method!r}; expected 'jaxopt', 'optax' or 'scipy'")
-    params, values, err, iters = (np.asarray(o) for o in out)
+    params, values, err, iters = (np.array(o) for o in out)
     values = np.where(np.isfinite(values), values, np.inf)
+    if polish and method != "scipy" and not batched_args:
+        top = np.argsort(values)[:polish]
+        top = top[np.isfinite(values[top])]
+        if top.size:
+            p = minimize_multistart(fun, params[top], args, method=method, maxiter=4 * maxiter,
+                                    tol=0.0, ftol=0.0, slots=slots, polish=0,
+                                    linesearch="zoom")
+            better = p.values < values[top]
+            params[top[better]], values[top[better]] = p.params[better], p.values[better]
+            iters[top[better]] += p.iterations[better]
     return MultiStartResult(params, values, (err <= tol) & np.isfinite(values), iters)
 
 
 # ----------------------------------------------------------------------------- slot engine
-def _stepper(fun: Objective, method: str, maxiter: int, tol: float):
+def _stepper(fun: Objective, method: str, maxiter: int, tol: float, linesearch: str):
     """(init(x, args) -> state, step(x, state, args) -> (x, state), error(state), value(state))."""
     if method == "jaxopt":
         import jaxopt
 
         solver = jaxopt.LBFGS(
-            fun=fun, tol=tol, maxiter=maxiter, linesearch="backtracking", maxls=30,
+            fun=fun, tol=tol, maxiter=maxiter, linesearch=linesearch, maxls=30,
             history_size=10, jit=True,
         )
         return (
@@ -118,8 +134,8 @@ def _stepper(fun: Objective, method: str, maxiter: int, tol: float):
 
 
 @functools.lru_cache(maxsize=64)
-def _slot_runner(fun, method, k, maxiter, tol, ftol, batched_args):
-    init, step, error, value = _stepper(fun, method, maxiter, tol)
+def _slot_runner(fun, method, k, maxiter, tol, ftol, batched_args, linesearch):
+    init, step, error, value = _stepper(fun, method, maxiter, tol, linesearch)
     ax = 0 if batched_args else None
     v_init = jax.vmap(init, in_axes=(0, ax))
     v_step = jax.vmap(step, in_axes=(0, 0, ax))
