@@ -13,6 +13,7 @@ from mmlaws.laws import (
     TABLE1,
     Interaction,
     fit_bimodal,
+    fit_nmodal,
     fit_unimodal,
 )
 from mmlaws.laws.fit import UNI_PARAMS, grid_starts, unimodal_objective
@@ -127,3 +128,20 @@ def test_bad_input_names_rows_or_reason(mutate, match):
     N, D, L = _design(TABLE1["text"], 1e-3, np.random.default_rng(0))
     with pytest.raises(ValueError, match=match):
         fit_unimodal(*mutate(N, D, L), grid=COARSE)
+
+
+def test_nmodal_fit_on_two_modalities_at_50_50_matches_bimodal():
+    li, lj = TABLE1["speech"], TABLE1["text"]
+    true = Interaction(C=0.4, A=30.0, B=2000.0, alpha=0.25, beta=0.3)
+    N, D = (a.ravel() for a in np.meshgrid(PAPER_DESIGN_N, PAPER_DESIGN_D))
+    base = 0.5 * (li.predict(N, D / 2) + lj.predict(N, D / 2))
+    loss = (base + true.value(N, D)) * np.exp(np.random.default_rng(3).normal(0, 1e-4, N.shape))
+    grid = {"C": (0.0, 0.5), "a": (0.0, 5.0), "b": (5.0, 10.0), "alpha": (0.2, 0.5),
+            "beta": (0.2, 0.5)}
+    bi = fit_bimodal(N, D / 2, D / 2, loss, li, lj, grid=grid, names=("speech", "text"))
+    nm = fit_nmodal(N, D, [{"speech": 0.5, "text": 0.5}] * len(N), loss,
+                    {"speech": li, "text": lj}, grid=grid)
+    assert list(nm.interactions) == [("speech", "text")]
+    assert nm.info.objective == pytest.approx(bi.objective, rel=1e-6)
+    shares = {"speech": 1, "text": 1}
+    np.testing.assert_allclose(nm.predict(N, D, shares), bi.predict(N, D / 2, D / 2), rtol=1e-5)

@@ -19,7 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmlaws.laws.forms import BimodalLaw, Interaction, UnimodalLaw
+from mmlaws.laws.forms import (
+    BimodalLaw,
+    Interaction,
+    NModalLaw,
+    UnimodalLaw,
+    normalise_shares,
+    pairs_of,
+)
 from mmlaws.laws.solver import MultiStartResult, minimize_multistart
 
 UNI_PARAMS = ("a", "b", "e", "alpha", "beta")
@@ -107,6 +114,13 @@ class BimodalFit(BimodalLaw):
     @property
     def objective(self) -> float:
         return self.info.objective
+
+
+@dataclasses.dataclass(frozen=True)
+class NModalFit(NModalLaw):
+    """A fitted n-modal law (pairwise interactions fitted jointly) with its :class:`FitInfo`."""
+
+    info: FitInfo | None = None
 
 
 def check_runs(columns: Mapping[str, np.ndarray], *, min_runs: int) -> None:
@@ -207,3 +221,60 @@ def bimodal_from_params(p, law_i, law_j, names, info=None) -> BimodalFit:
     c, a, b, alpha, beta = (float(v) for v in p)
     inter = Interaction(C=c, A=np.exp(a), B=np.exp(b), alpha=alpha, beta=beta)
     return BimodalFit(law_i=law_i, law_j=law_j, interaction=inter, names=tuple(names), info=info)
+
+
+def nmodal_objective(p, log_n, log_dpair, scale, base, log_l, w, delta):
+    """n-modal residuals; ``p`` [5·P] holds (C, a, b, alpha, beta) per pair.
+
+    ``log_dpair``, ``scale`` are [R, P]: log(D_k + D_l) and 4 w_k w_l per run and pair;
+    ``base`` [R] is the share-weighted sum of the uni-modal laws.
+    """
+    q = p.reshape(-1, 5)
+    c, a, b, alpha, beta = (q[:, i] for i in range(5))
+    inter = (-c + jnp.exp(a - alpha * log_n[:, None]) + jnp.exp(b - beta * log_dpair))
+    pred = base + jnp.sum(scale * inter, axis=1)
+    log_pred = jnp.log(jnp.maximum(pred, 1e-12))
+    return jnp.sum(w * huber(log_pred - log_l, delta))
+
+
+def fit_nmodal(
+    N, D, shares: Sequence[Mapping[str, float]], loss, laws: Mapping[str, UnimodalLaw], *,
+    huber_delta: float = 0.03, grid: Mapping | None = None, method: str = "jaxopt",
+) -> NModalFit:
+    """Fits the pairwise interactions of the n-modal law (``forms`` module) jointly.
+
+    Runs are (N, D total tokens, token shares per modality, loss); the uni-modal ``laws`` are
+    given. Every pair that occurs together in some run gets (C, A, alpha, B, beta); each grid row
+    starts all pairs at the same values.
+    """
+    N, D, loss = _as_f64(N, D, loss)
+    check_runs({"N": N, "D": D, "loss": loss}, min_runs=6)
+    if len(shares) != len(N):
+        raise ValueError(f"{len(shares)} share dicts for {len(N)} runs")
+    shares = [normalise_shares(s) for s in shares]
+    missing = sorted({k for s in shares for k in s} - set(laws))
+    if missing:
+        raise ValueError(f"no uni-modal law given for {missing}")
+    pairs = sorted({p for s in shares for p in pairs_of(list(s))})
+    if not pairs:
+        raise ValueError("no run mixes two modalities; nothing to fit")
+    W = np.array([[s.get(k, 0.0) for k in sorted(laws)] for s in shares])  # [R, M]
+    col = {k: i for i, k in enumerate(sorted(laws))}
+    base = sum(W[:, col[k]] * laws[k].predict(N, W[:, col[k]] * D) for k in laws)
+    wk = np.stack([W[:, col[k]] for k, _ in pairs], 1)
+    wl = np.stack([W[:, col[m]] for _, m in pairs], 1)
+    scale, dpair = 4 * wk * wl, np.maximum((wk + wl) * D[:, None], 1.0)
+    grid = BIMODAL_GRID if grid is None else grid
+    starts = np.tile(grid_starts(grid, BI_PARAMS), (1, len(pairs)))
+    args = (np.log(N), np.log(dpair), scale, base, np.log(loss), np.ones_like(N),
+            np.float64(huber_delta))
+    res = minimize_multistart(nmodal_objective, starts, args, method=method)
+    best = res.params[res.best].reshape(-1, 5)
+    inter = {p: Interaction(C=q[0], A=np.exp(q[1]), B=np.exp(q[2]), alpha=q[3], beta=q[4])
+             for p, q in zip(pairs, best.tolist(), strict=True)}
+    edge = tuple(f"{n}[{k}|{m}]" for (k, m), q in zip(pairs, best, strict=True)
+                 for n in _boundary(q, grid, BI_PARAMS))
+    info = FitInfo(objective=float(res.values[res.best]), num_starts=len(res.values),
+                   num_converged=res.num_converged, on_boundary=edge,
+                   huber_delta=float(huber_delta), num_runs=len(N))
+    return NModalFit(laws=dict(laws), interactions=inter, info=info)
