@@ -1,8 +1,20 @@
-"""Mixed-modal data: the unified vocabulary layout (and, built on it, tokenizers and loaders).
+"""Mixed-modal data: the unified vocabulary layout, tokenized shards, packing, exact mixtures.
 
-Importing this package stays light: numpy only, never TensorFlow or seqio.
+Importing this package stays light: numpy only, never TensorFlow or seqio. grain is imported
+only when :func:`mixture` or :func:`mixture_dataset` (from :mod:`mmlaws.data.grain_loader`) is
+first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``.
 """
+
+import importlib
 
 from mmlaws.data.vocab import PAPER, SMALL, SPECIAL_TOKENS, TINY, Modality, VocabLayout
 
-__all__ = ["PAPER", "SMALL", "SPECIAL_TOKENS", "TINY", "Modality", "VocabLayout"]
+_LAZY = {"mixture": "mmlaws.data.grain_loader", "mixture_dataset": "mmlaws.data.grain_loader"}
+
+__all__ = ["PAPER", "SMALL", "SPECIAL_TOKENS", "TINY", "Modality", "VocabLayout", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
