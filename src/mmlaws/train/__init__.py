@@ -1,0 +1,29 @@
+"""Sharded training: the paper's recipe (§4.5), the train step, checkpoints, restarts, logs.
+
+Public API::
+
+    train(output_dir=..., data=SyntheticBatches(...), total_steps=...)   # the loop (gin job)
+    Recipe, make_optimizer, learning_rate_schedule                     # AdamW recipe of §4.5
+    train_step, jit_steps                                              # the pure step
+"""
+
+from mmlaws.train.loop import train
+from mmlaws.train.optimizer import Recipe, learning_rate_schedule, make_optimizer
+from mmlaws.train.restart import NonFiniteLossError, RestartPolicy
+from mmlaws.train.state import TrainState, init_state
+from mmlaws.train.step import jit_steps, train_step
+from mmlaws.train.synthetic import SyntheticBatches
+
+__all__ = [
+    "NonFiniteLossError",
+    "Recipe",
+    "RestartPolicy",
+    "SyntheticBatches",
+    "TrainState",
+    "init_state",
+    "jit_steps",
+    "learning_rate_schedule",
+    "make_optimizer",
+    "train",
+    "train_step",
+]

@@ -1,0 +1,64 @@
+"""The train state: parameters (float32 master weights), optimizer state and counters.
+
+Sharded creation follows the model's recipe: shapes from :func:`jax.eval_shape`, shardings
+from the logical rules (optimizer moments mirror their parameters, counters are replicated),
+then one jitted initialiser whose outputs are born sharded.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from mmlaws.model import Decoder, ModelConfig, param_shardings, use_mesh
+
+
+@flax.struct.dataclass
+class TrainState:
+    """``step``: batches consumed (int32); ``lr_scale``: the restart policy's LR factor
+    (float32, 1 at the start, × 0.8 per restart); ``skipped``: updates skipped for a
+    non-finite loss or gradient (int32)."""
+
+    step: jax.Array
+    params: dict
+    opt_state: optax.OptState
+    lr_scale: jax.Array
+    skipped: jax.Array
+
+
+def _new_state(config: ModelConfig, optimizer: optax.GradientTransformation, rng):
+    tokens = jnp.zeros((1, 1), jnp.int32)  # [B, T]; parameter shapes do not depend on it
+    params = nn.meta.unbox(Decoder(config).init({"params": rng}, tokens)["params"])
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optimizer.init(params), lr_scale=jnp.ones((), jnp.float32),
+                      skipped=jnp.zeros((), jnp.int32))
+
+
+def state_shardings(config: ModelConfig, optimizer: optax.GradientTransformation, mesh):
+    """Pytree of :class:`NamedSharding` matching :func:`init_state`'s output."""
+    p_sh = param_shardings(config, mesh)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    abstract = jax.eval_shape(lambda: _new_state(config, optimizer, jax.random.key(0)))
+    opt_sh = optax.tree_map_params(optimizer, lambda _, s: s, abstract.opt_state, p_sh,
+                                   transform_non_params=lambda _: replicated)
+    return TrainState(step=replicated, params=p_sh, opt_state=opt_sh, lr_scale=replicated,
+                      skipped=replicated)
+
+
+def abstract_state(config: ModelConfig, optimizer: optax.GradientTransformation, mesh):
+    """ShapeDtypeStructs of the state, each carrying its sharding (for restores and planning)."""
+    shapes = jax.eval_shape(lambda: _new_state(config, optimizer, jax.random.key(0)))
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        shapes, state_shardings(config, optimizer, mesh))
+
+
+def init_state(config: ModelConfig, optimizer: optax.GradientTransformation, rng, mesh):
+    """A fresh state, every array created directly with its sharding on ``mesh``."""
+    shardings = state_shardings(config, optimizer, mesh)
+    with use_mesh(mesh):
+        make = jax.jit(lambda r: _new_state(config, optimizer, r), out_shardings=shardings)
+        return make(rng)
