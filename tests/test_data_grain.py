@@ -66,6 +66,17 @@ def test_host_slices_are_disjoint_and_cover_the_documents(data_dir):
                             shard_index=2, shard_count=2)
 
 
+def test_each_epoch_is_a_fresh_permutation():
+    from mmlaws.data.grain_loader import EpochShuffleMapDataset
+
+    ds = EpochShuffleMapDataset(grain.MapDataset.range(50), seed=5)
+    epochs = [[ds[e * 50 + i] for i in range(50)] for e in range(3)]
+    assert all(sorted(e) == list(range(50)) for e in epochs)
+    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != list(range(50))
+    assert [ds[50 + i] for i in range(50)] == epochs[1]  # random access, any order
+    assert len(EpochShuffleMapDataset(grain.MapDataset.range(50), seed=5, epochs=2)) == 100
+
+
 def test_the_mixture_is_configurable_from_gin(data_dir):
     gin.clear_config()
     try:

@@ -105,16 +105,21 @@ class Packer:
         return True
 
     def _row(self, pieces: list[dict]) -> dict:
-        lengths = [len(p["inputs"]) for p in pieces]
-        pad = self._length - sum(lengths)
-        row = {k: np.concatenate([p[k] for p in pieces]) for k in FIELDS}
-        row["segment_ids"] = np.repeat(np.arange(1, len(pieces) + 1, dtype=np.int32), lengths)
-        row["positions"] = np.concatenate([np.arange(n, dtype=np.int32) for n in lengths])
-        fill = {"inputs": self._pad_id, "targets": self._pad_id, "weights": 0,
-                "segment_ids": 0, "positions": 0}
-        dtypes = {"weights": np.float32}
-        return {k: np.pad(v, (0, pad), constant_values=fill[k]).astype(dtypes.get(k, np.int32))
-                for k, v in row.items()}
+        t = self._length
+        row = {"inputs": np.full(t, self._pad_id, np.int32),
+               "targets": np.full(t, self._pad_id, np.int32),
+               "weights": np.zeros(t, np.float32),
+               "segment_ids": np.zeros(t, np.int32),
+               "positions": np.zeros(t, np.int32)}
+        start = 0
+        for segment, piece in enumerate(pieces, 1):
+            end = start + len(piece["inputs"])
+            for k in FIELDS:
+                row[k][start:end] = piece[k]
+            row["segment_ids"][start:end] = segment
+            row["positions"][start:end] = np.arange(end - start)
+            start = end
+        return row
 
     def get_state(self) -> dict:
         if self._pending is None:
