@@ -109,7 +109,7 @@ def train_step(state: TrainState, batch, rng, *, config: ModelConfig, recipe: Re
                                        num_datasets=num_datasets, micro_batches=micro_batches,
                                        constrain=constrain)
     loss = sums["loss_sum"] / jnp.maximum(sums["weight_sum"], 1.0)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
