@@ -1,5 +1,7 @@
 """Exact token-share mixtures: block counts, and every block's token shares through grain."""
 
+import doctest
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,7 @@ def test_bad_mixtures_are_refused(data_dir):
     shards.write_synthetic(data_dir, "small_vocab", layout=mmlaws.data.SMALL)
     with pytest.raises(ConfigError, match="different vocabulary layouts"):
         mmlaws.data.mixture({"text": 0.5, "small_vocab": 0.5}, **kwargs)
+
+
+def test_docstring_examples():
+    assert doctest.testmod(mixing).failed == 0
