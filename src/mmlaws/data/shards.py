@@ -86,8 +86,6 @@ def write_dataset(
     tokens); a bad one raises :class:`DataError` naming the shard file and the document.
     An existing dataset of that name is replaced only once the new one is complete.
     """
-    from array_record.python import array_record_module
-
     ok = allowed_ids(layout, modalities)
     final = os.path.join(os.fspath(data_dir), name)
     tmp = f"{final}.tmp-{os.getpid()}"
@@ -97,25 +95,9 @@ def write_dataset(
              "vocab": layout_to_json(layout), "splits": {}}
     try:
         for split, documents in splits.items():
-            shards, writer, shard = [], None, None
-            for doc in documents:
-                if writer is None or shard["documents"] == documents_per_shard:
-                    if writer is not None:
-                        writer.close()
-                    shard = {"file": f"{split}-{len(shards):05d}.array_record",
-                             "documents": 0, "tokens": 0}
-                    shards.append(shard)
-                    writer = array_record_module.ArrayRecordWriter(
-                        os.path.join(tmp, shard["file"]), "group_size:1")
-                tokens = _checked(doc, ok, layout, f"{name}/{shard['file']}", shard["documents"])
-                writer.write(tokens.tobytes())
-                shard["documents"] += 1
-                shard["tokens"] += len(tokens)
-            if writer is not None:
-                writer.close()
-            stats["splits"][split] = {
-                "documents": sum(s["documents"] for s in shards),
-                "tokens": sum(s["tokens"] for s in shards), "shards": shards}
+            check = lambda doc, file, i: _checked(doc, ok, layout, os.path.join(final, file), i)
+            stats["splits"][split] = _write_split(tmp, split, documents, check,
+                                                  documents_per_shard)
         with open(os.path.join(tmp, STATS), "w") as f:
             json.dump(stats, f, indent=1)
     except BaseException:
@@ -124,6 +106,32 @@ def write_dataset(
     shutil.rmtree(final, ignore_errors=True)
     os.rename(tmp, final)
     return stats
+
+
+def _write_split(folder: str, split: str, documents, check, per_shard: int) -> dict:
+    """Write one split's shards into ``folder``; returns its entry of ``stats.json``."""
+    from array_record.python import array_record_module
+
+    shards, writer = [], None
+    try:
+        for doc in documents:
+            if writer is None or shards[-1]["documents"] == per_shard:
+                if writer is not None:
+                    writer.close()
+                shards.append({"file": f"{split}-{len(shards):05d}.array_record",
+                               "documents": 0, "tokens": 0})
+                writer = array_record_module.ArrayRecordWriter(
+                    os.path.join(folder, shards[-1]["file"]), "group_size:1")
+            shard = shards[-1]
+            tokens = check(doc, shard["file"], shard["documents"])
+            writer.write(tokens.tobytes())
+            shard["documents"] += 1
+            shard["tokens"] += len(tokens)
+    finally:
+        if writer is not None:
+            writer.close()
+    return {"documents": sum(s["documents"] for s in shards),
+            "tokens": sum(s["tokens"] for s in shards), "shards": shards}
 
 
 def _checked(doc, ok: np.ndarray, layout: VocabLayout, where: str, index: int) -> np.ndarray:
