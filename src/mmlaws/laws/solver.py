@@ -167,11 +167,17 @@ def _slot_runner(fun, method, k, maxiter, tol, ftol, batched_args, linesearch):
             new = jnp.where(done, nxt + jnp.cumsum(done) - 1, idx)
             new = jnp.where(done & (new >= S), S, new)
             nxt = nxt + jnp.sum(done)
-            fresh_x = starts[jnp.minimum(new, S - 1)]
-            fresh = v_init(fresh_x, take(args, jnp.minimum(new, S - 1)))
-            pick = lambda old, nw: jnp.where(done.reshape((-1,) + (1,) * (old.ndim - 1)), nw, old)
-            x = pick(x, fresh_x)
-            state = jax.tree.map(pick, state, fresh)
+            refill = done & (new < S)
+
+            def load(xs):  # start the next pending starts in the freed slots
+                x, state = xs
+                fresh_x = starts[jnp.minimum(new, S - 1)]
+                fresh = v_init(fresh_x, take(args, jnp.minimum(new, S - 1)))
+                shape = lambda a: refill.reshape((-1,) + (1,) * (a.ndim - 1))
+                pick = lambda old, nw: jnp.where(shape(old), nw, old)
+                return pick(x, fresh_x), jax.tree.map(pick, state, fresh)
+
+            x, state = jax.lax.cond(jnp.any(refill), load, lambda xs: xs, (x, state))
             it = jnp.where(done, 0, it)
             prev = jnp.where(done, jnp.inf, val)
             return x, state, jnp.where(done, new, idx), nxt, it, prev, out
