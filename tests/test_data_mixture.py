@@ -118,7 +118,7 @@ def test_a_finite_mixture_ends_when_a_dataset_runs_out(data_dir):
 
 def test_bad_mixtures_are_refused(data_dir):
     kwargs = dict(sequence_length=T, batch_size=2, data_dir=data_dir)
-    with pytest.raises(ConfigError, match="sum to 1"):
+    with pytest.raises(ConfigError, match=r"mixture .*image.*: token shares must sum to 1"):
         mmlaws.data.mixture({"text": 0.5, "image": 0.6}, **kwargs)
     with pytest.raises(ConfigError, match="objective"):
         mmlaws.data.mixture({"text": 1.0}, objective="t5", **kwargs)

@@ -58,6 +58,17 @@ def test_boundary_tokens_are_allowed_and_synthetic_data_is_deterministic(tmp_pat
     assert min(lengths) >= 8 and max(lengths) <= 64 and len(set(lengths)) > 10
 
 
+def test_a_mixed_modal_dataset_allows_each_of_its_modalities(tmp_path):
+    image = TINY.image_id(3)
+    doc = [23, TINY.image_begin_id, image, TINY.image_end_id, 24]
+    shards.write_dataset(tmp_path, "it", {"train": [doc]}, layout=TINY,
+                         modalities=["text", "image"])
+    assert shards.ShardSource(tmp_path, "it")[0].tolist() == doc
+    with pytest.raises(DataError, match="speech:0"):
+        shards.write_dataset(tmp_path, "it", {"train": [[23, TINY.speech_id(0)]]},
+                             layout=TINY, modalities=["text", "image"])
+
+
 def test_a_missing_dataset_split_or_shard_is_named(tmp_path):
     with pytest.raises(DataError, match=r"nope/stats\.json: no such file.*write_synthetic"):
         shards.ShardSource(tmp_path, "nope")

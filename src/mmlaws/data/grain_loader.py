@@ -19,6 +19,11 @@ same mixture resumes exactly (grain's orbax ``PyGrainCheckpointHandler`` saves i
                              batch_size=8, seed=0, data_dir="data")
     batch = next(it)
     state = it.get_state()
+
+Everything runs in the calling thread. For parallel workers, use grain on the dataset:
+``mixture_dataset(...).mp_prefetch(grain.MultiprocessingOptions(num_workers=n))`` (absl flags
+must be parsed, e.g. ``absl.flags.FLAGS.mark_as_parsed()``); each worker packs and mixes its
+own slice of the documents, so every block of every worker is exact, and the state resumes.
 """
 
 from __future__ import annotations
@@ -155,20 +160,22 @@ def mixture_dataset(
     repeat: bool = True,
     shard_index: int = 0,
     shard_count: int = 1,
-    read_threads: int = 0,
 ) -> grain.IterDataset:
     """The mixture as a ``grain.IterDataset`` of batches (see :func:`mixture`)."""
     _check_args(shares, sequence_length, batch_size, objective, shard_index, shard_count)
     names = list(shares)
     weights = [shares[n] for n in names]
-    block_size = mixing.default_block_size(weights) if block_size is None else block_size
-    counts = mixing.block_counts(weights, block_size)
+    try:
+        block_size = mixing.default_block_size(weights) if block_size is None else block_size
+        counts = mixing.block_counts(weights, block_size)
+    except ConfigError as err:
+        raise ConfigError(f"mixture {dict(shares)}: {err}") from err
     sources = [shards.ShardSource(data_dir, name, split) for name in names]
     for source in sources[1:]:
         if source.layout != sources[0].layout:
             raise ConfigError(f"datasets {names[0]!r} and {source.name!r} use different "
                               f"vocabulary layouts: {sources[0].layout} vs {source.layout}")
-    read = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=0)
+    read = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)  # in the calling thread
     rows = []
     for source in sources:
         examples = examples_dataset(source, objective=objective, seed=seed, shuffle=shuffle,
@@ -194,7 +201,6 @@ def mixture(
     repeat: bool = True,
     shard_index: int = 0,
     shard_count: int = 1,
-    read_threads: int = 0,
 ) -> grain.DatasetIterator:
     """Batches of an exact token-share mixture of built datasets, with resumable state.
 
@@ -211,7 +217,6 @@ def mixture(
       shuffle, repeat: shuffle documents (anew each epoch) and repeat them forever; with
         ``repeat=False`` the mixture ends when a dataset runs out.
       shard_index, shard_count: this host's slice of every dataset's documents.
-      read_threads: grain read threads (0: read in the calling thread).
 
     Returns:
       A grain ``DatasetIterator`` of batch dicts, with ``get_state()``/``set_state()``.
@@ -219,8 +224,7 @@ def mixture(
     return iter(mixture_dataset(
         shares, sequence_length=sequence_length, batch_size=batch_size, data_dir=data_dir,
         seed=seed, objective=objective, split=split, block_size=block_size, shuffle=shuffle,
-        repeat=repeat, shard_index=shard_index, shard_count=shard_count,
-        read_threads=read_threads))
+        repeat=repeat, shard_index=shard_index, shard_count=shard_count))
 
 
 def _check_args(shares, sequence_length, batch_size, objective, shard_index, shard_count):
