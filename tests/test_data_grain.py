@@ -66,6 +66,18 @@ def test_host_slices_are_disjoint_and_cover_the_documents(data_dir):
                             shard_index=2, shard_count=2)
 
 
+def test_adding_a_dataset_leaves_the_others_streams_unchanged(data_dir):
+    def code_tokens(shares):
+        it = mmlaws.data.mixture(shares, sequence_length=T, batch_size=10, data_dir=data_dir)
+        batches = [next(it) for _ in range(6)]
+        return np.concatenate([b["inputs"][b["dataset_ids"] == 0] for b in batches])
+
+    two = code_tokens({"code": 0.5, "text": 0.5})
+    three = code_tokens({"code": 0.5, "text": 0.3, "image": 0.2})
+    n = min(len(two), len(three))
+    assert n > 4 * T and np.array_equal(two[:n], three[:n])
+
+
 def test_each_epoch_is_a_fresh_permutation():
     from mmlaws.data.grain_loader import EpochShuffleMapDataset
 

@@ -3,7 +3,9 @@
 Per dataset, a ``grain.MapDataset``: the shard source, sliced for this host
 (``[shard_index::shard_count]``), shuffled (a fresh permutation each epoch), repeated, and
 mapped through the objective with a per-document random generator (``random_map``, so each
-document's CM3 spans depend only on the seed and its position in the stream). Then, as
+document's CM3 spans depend only on the seed and its position in the stream). A dataset's
+seeds come from ``(seed, its name)``, so adding a dataset to a mixture leaves the others'
+document order and spans as they were. Then, as
 ``grain.IterDataset``\\s: :class:`~mmlaws.data.packing.Packer` per dataset,
 :class:`~mmlaws.data.mixing.Mixer` across them, and ``batch``.
 
