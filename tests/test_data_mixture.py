@@ -116,6 +116,22 @@ def test_a_finite_mixture_ends_when_a_dataset_runs_out(data_dir):
     assert 0 < len(got) <= len(expected) and got.tolist() == expected[:len(got)].tolist()
 
 
+def test_one_finite_dataset_yields_every_token_of_its_split_once(data_dir):
+    it = mmlaws.data.mixture({"speech": 1.0}, sequence_length=T, batch_size=4,
+                             data_dir=data_dir, repeat=False, shuffle=False, objective="causal")
+    batches = list(it)
+    source = shards.ShardSource(data_dir, "speech")
+    expected = np.concatenate([source[i] for i in range(len(source))])
+    got = np.concatenate([b["targets"][b["dataset_ids"] == 0] for b in batches])
+    assert got.tolist() == expected.tolist()
+    rows = np.concatenate([b["segment_ids"] for b in batches]).max(axis=1) > 0
+    real = int(rows.sum())
+    assert real % 4 and rows.tolist() == [True] * real + [False] * (4 - real % 4)
+    empty = {k: v[real % 4:] for k, v in batches[-1].items()}
+    assert np.all(empty["dataset_ids"] == -1) and not empty["weights"].any()
+    assert not any(empty[k].any() for k in ("inputs", "targets", "segment_ids", "positions"))
+
+
 def test_bad_mixtures_are_refused(data_dir):
     kwargs = dict(sequence_length=T, batch_size=2, data_dir=data_dir)
     with pytest.raises(ConfigError, match=r"mixture .*image.*: token shares must sum to 1"):

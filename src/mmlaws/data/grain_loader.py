@@ -186,7 +186,19 @@ def mixture_dataset(
         rows.append(PackIterDataset(examples.to_iter_dataset(read), sequence_length,
                                     pad_id=source.layout.pad_id))
     mixed = MixIterDataset(rows, counts, seed=seed)
-    return mixed.batch(batch_size, drop_remainder=True)
+    stack = functools.partial(stack_rows, batch_size=batch_size, pad_id=sources[0].layout.pad_id)
+    return mixed.batch(batch_size, batch_fn=stack)
+
+
+def stack_rows(rows, *, batch_size: int, pad_id: int) -> dict:
+    """Stack rows into a batch; a short last batch is filled with rows of padding only."""
+    batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    missing = batch_size - len(rows)
+    if missing:
+        fill = {"inputs": pad_id, "targets": pad_id, "dataset_ids": -1}
+        batch = {k: np.concatenate([v, np.full((missing, *v.shape[1:]), fill.get(k, 0), v.dtype)])
+                 for k, v in batch.items()}
+    return batch
 
 
 def mixture(
@@ -217,7 +229,8 @@ def mixture(
       block_size: rows per block of exact counts; default: the smallest exact one
         (:func:`mmlaws.data.mixing.default_block_size`).
       shuffle, repeat: shuffle documents (anew each epoch) and repeat them forever; with
-        ``repeat=False`` the mixture ends when a dataset runs out.
+        ``repeat=False`` the mixture ends when a dataset runs out, its last batch filled with
+        rows of padding (for evaluation: ``{name: 1.0}`` then covers the whole split).
       shard_index, shard_count: this host's slice of every dataset's documents.
 
     Returns:
