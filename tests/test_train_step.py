@@ -8,8 +8,8 @@ import pytest
 from mmlaws.data.vocab import TINY
 from mmlaws.model import PRESETS, init_params, make_mesh, use_mesh
 from mmlaws.train import metrics
-from mmlaws.train.optimizer import Recipe, make_optimizer
-from mmlaws.train.state import init_state, state_shardings
+from mmlaws.train.optimizer import Recipe
+from mmlaws.train.state import init_state
 from mmlaws.train.step import MODALITIES, accumulate_gradients, jit_steps, loss_sums, token_xent
 from mmlaws.train.synthetic import SyntheticBatches
 
@@ -68,9 +68,8 @@ def test_loss_sums_per_modality_and_dataset_match_numpy(params, batch):
 def test_sharded_step_trains_and_skips_non_finite_updates(batch):
     mesh = make_mesh({"fsdp": 2, "tensor": 2, "data": -1})
     recipe = Recipe(1e-2, 50, warmup_steps=2)
-    opt = make_optimizer(recipe)
-    state = init_state(CONFIG, opt, jax.random.key(0), mesh)
-    train, _ = jit_steps(CONFIG, recipe, state_shardings(CONFIG, opt, mesh), mesh, vocab=TINY,
+    state = init_state(CONFIG, recipe, jax.random.key(0), mesh)
+    train, _ = jit_steps(CONFIG, recipe, mesh, vocab=TINY,
                          num_datasets=3, micro_batches=2)
     with use_mesh(mesh):
         state, m = train(state, batch, jax.random.key(1))

@@ -26,7 +26,7 @@ from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.train import metrics
 from mmlaws.train.checkpoint import Checkpointer
 from mmlaws.train.distributed import initialize_distributed, place_batch
-from mmlaws.train.optimizer import Recipe, make_optimizer, peak_learning_rate
+from mmlaws.train.optimizer import Recipe, peak_learning_rate
 from mmlaws.train.restart import NonFiniteLossError, PlateauWatch, RestartPolicy
 from mmlaws.train.runlog import RunLog
 from mmlaws.train.state import abstract_state, init_state, state_shardings
@@ -90,13 +90,12 @@ class Run:
         self.spikes = metrics.SpikeDetector(self.spike_factor)
         self.nonfinite_run = 0
         init_rng, self.rng = jax.random.split(jax.random.key(self.seed))
-        optimizer = make_optimizer(self.recipe)
-        self.state_sh = state_shardings(self.config, optimizer, self.mesh)
-        self.abstract = abstract_state(self.config, optimizer, self.mesh)
+        self.state_sh = state_shardings(self.config, self.recipe, self.mesh)
+        self.abstract = abstract_state(self.config, self.recipe, self.mesh)
         self.train_step, self.eval_step = jit_steps(
-            self.config, self.recipe, self.state_sh, self.mesh, vocab=self.vocab,
+            self.config, self.recipe, self.mesh, vocab=self.vocab,
             num_datasets=len(self.names), micro_batches=self.micro_batches)
-        self.state = init_state(self.config, optimizer, init_rng, self.mesh)
+        self.state = init_state(self.config, self.recipe, init_rng, self.mesh)
         self.flops = flops_per_token(self.config)
 
     def header(self, model: str) -> dict:

@@ -7,6 +7,8 @@ then one jitted initialiser whose outputs are born sharded.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import flax.struct
 import jax
@@ -15,6 +17,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from mmlaws.model import Decoder, ModelConfig, param_shardings, use_mesh
+from mmlaws.train.optimizer import Recipe, make_optimizer
 
 
 @flax.struct.dataclass
@@ -38,8 +41,9 @@ def _new_state(config: ModelConfig, optimizer: optax.GradientTransformation, rng
                       skipped=jnp.zeros((), jnp.int32))
 
 
-def state_shardings(config: ModelConfig, optimizer: optax.GradientTransformation, mesh):
+def state_shardings(config: ModelConfig, recipe: Recipe, mesh):
     """Pytree of :class:`NamedSharding` matching :func:`init_state`'s output."""
+    optimizer = make_optimizer(recipe)
     p_sh = param_shardings(config, mesh)
     replicated = NamedSharding(mesh, PartitionSpec())
     abstract = jax.eval_shape(lambda: _new_state(config, optimizer, jax.random.key(0)))
@@ -49,16 +53,21 @@ def state_shardings(config: ModelConfig, optimizer: optax.GradientTransformation
                       skipped=replicated)
 
 
-def abstract_state(config: ModelConfig, optimizer: optax.GradientTransformation, mesh):
+def abstract_state(config: ModelConfig, recipe: Recipe, mesh):
     """ShapeDtypeStructs of the state, each carrying its sharding (for restores and planning)."""
-    shapes = jax.eval_shape(lambda: _new_state(config, optimizer, jax.random.key(0)))
+    shapes = jax.eval_shape(lambda: _new_state(config, make_optimizer(recipe), jax.random.key(0)))
     return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                        shapes, state_shardings(config, optimizer, mesh))
+                        shapes, state_shardings(config, recipe, mesh))
 
 
-def init_state(config: ModelConfig, optimizer: optax.GradientTransformation, rng, mesh):
+@functools.lru_cache(maxsize=8)
+def _jitted_init(config: ModelConfig, recipe: Recipe, mesh):
+    optimizer = make_optimizer(recipe)
+    return jax.jit(lambda r: _new_state(config, optimizer, r),
+                   out_shardings=state_shardings(config, recipe, mesh))
+
+
+def init_state(config: ModelConfig, recipe: Recipe, rng, mesh):
     """A fresh state, every array created directly with its sharding on ``mesh``."""
-    shardings = state_shardings(config, optimizer, mesh)
     with use_mesh(mesh):
-        make = jax.jit(lambda r: _new_state(config, optimizer, r), out_shardings=shardings)
-        return make(rng)
+        return _jitted_init(config, recipe, mesh)(rng)

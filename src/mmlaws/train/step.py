@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from mmlaws.data.vocab import Modality, VocabLayout
 from mmlaws.model import ModelConfig, batch_sharding, logits, use_mesh
 from mmlaws.train.optimizer import Recipe, applied_updates, make_optimizer
-from mmlaws.train.state import TrainState
+from mmlaws.train.state import TrainState, state_shardings
 
 MODALITIES = tuple(m.name.lower() for m in Modality if m >= 0)  # special, text, image, speech
 BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions", "dataset_ids")
@@ -128,12 +128,15 @@ def eval_sums(params, batch, *, config: ModelConfig, vocab, num_datasets: int):
     return loss_sums(token_xent(config, params, batch), batch, vocab, num_datasets)
 
 
-def jit_steps(config: ModelConfig, recipe: Recipe, state_sh, mesh, *, vocab: VocabLayout,
+@functools.lru_cache(maxsize=8)
+def jit_steps(config: ModelConfig, recipe: Recipe, mesh, *, vocab: VocabLayout,
               num_datasets: int, micro_batches: int = 1):
     """(train_step, eval_step) jitted with in/out shardings on ``mesh``; state donated.
 
-    Call them inside ``use_mesh(mesh)`` so the model's logical constraints apply.
+    Call them inside ``use_mesh(mesh)`` so the model's logical constraints apply. Cached: the
+    same arguments give the same (already compiled) functions.
     """
+    state_sh = state_shardings(config, recipe, mesh)
     b_sh = batch_sharding(mesh)
     batch_sh = {k: b_sh for k in BATCH_KEYS}
     replicated = NamedSharding(mesh, PartitionSpec())
