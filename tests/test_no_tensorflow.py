@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-CORE = ["mmlaws", "mmlaws.main", "mmlaws.laws", "mmlaws.objectives", "mmlaws.data", "mmlaws.model"]
+CORE = ["mmlaws", "mmlaws.main", "mmlaws.laws", "mmlaws.objectives", "mmlaws.data", "mmlaws.model",
+        "mmlaws.train"]
 
 
 def test_core_does_not_import_tensorflow():
