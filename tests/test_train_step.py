@@ -65,7 +65,9 @@ def test_loss_sums_per_modality_and_dataset_match_numpy(params, batch):
     assert set(got["loss_per_modality"]) == set(MODALITIES)
 
 
-def test_sharded_step_trains_and_skips_non_finite_updates(batch):
+def test_sharded_step_trains_and_skips_non_finite_updates(params, batch):
+    xent = np.asarray(token_xent(CONFIG, params, jax.tree.map(jnp.asarray, batch)))
+    unsharded_loss = (batch["weights"] * xent).sum() / batch["weights"].sum()
     mesh = make_mesh({"fsdp": 2, "tensor": 2, "data": -1})
     recipe = Recipe(1e-2, 50, warmup_steps=2)
     state = init_state(CONFIG, recipe, jax.random.key(0), mesh)
@@ -74,6 +76,7 @@ def test_sharded_step_trains_and_skips_non_finite_updates(batch):
     with use_mesh(mesh):
         state, m = train(state, batch, jax.random.key(1))
         assert bool(m["finite"]) and int(state.step) == 1
+        assert float(m["loss"]) == pytest.approx(unsharded_loss, rel=1e-5)  # same init, same loss
         assert m["dataset_tokens"].tolist() == [4 * 24 - 5, 2 * 24, 2 * 24]
         assert float(m["lr"]) == pytest.approx(1e-2 / 2)
         before = jax.device_get(state)

@@ -28,15 +28,22 @@ from mmlaws.data.vocab import Modality, VocabLayout
 from mmlaws.model import ModelConfig, batch_sharding, logits, use_mesh
 from mmlaws.train.optimizer import Recipe, applied_updates, make_optimizer
 from mmlaws.train.state import TrainState, state_shardings
+from mmlaws.train.vocab_parallel import uses_tensor_axis, vocab_parallel_xent
 
 MODALITIES = tuple(m.name.lower() for m in Modality if m >= 0)  # special, text, image, speech
 BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions", "dataset_ids")
 
 
-def token_xent(config: ModelConfig, params, batch, dropout_rng=None) -> jax.Array:
-    """Cross-entropy of each target, ``[B, T]`` float32 (unweighted)."""
+def token_xent(config: ModelConfig, params, batch, dropout_rng=None, mesh=None) -> jax.Array:
+    """Cross-entropy of each target, ``[B, T]`` float32 (unweighted).
+
+    With a ``mesh`` whose ``tensor`` axis splits the vocabulary, the loss is computed by
+    :func:`~mmlaws.train.vocab_parallel.vocab_parallel_xent` without gathering the logits.
+    """
     out = logits(config, params, batch["inputs"], segment_ids=batch["segment_ids"],
                  positions=batch["positions"], dropout_rng=dropout_rng)  # [B, T, V]
+    if mesh is not None and uses_tensor_axis(mesh):
+        return vocab_parallel_xent(out, batch["targets"], mesh)
     return optax.softmax_cross_entropy_with_integer_labels(out, batch["targets"])
 
 
@@ -69,7 +76,7 @@ def _split_micro(batch, micro_batches: int):
 
 
 def accumulate_gradients(config, params, batch, rng, *, vocab, num_datasets, micro_batches=1,
-                         constrain=lambda mb: mb):
+                         constrain=lambda mb: mb, mesh=None):
     """Σ over micro-batches of (∇ Σ w·xent, sums) → (grads of the batch mean loss, sums)."""
     use_dropout = config.dropout > 0
 
@@ -79,7 +86,7 @@ def accumulate_gradients(config, params, batch, rng, *, vocab, num_datasets, mic
         dropout_rng = jax.random.fold_in(rng, index) if use_dropout else None
 
         def objective(p):
-            sums = loss_sums(token_xent(config, p, mb, dropout_rng), mb, vocab, num_datasets)
+            sums = loss_sums(token_xent(config, p, mb, dropout_rng, mesh), mb, vocab, num_datasets)
             return sums["loss_sum"], sums
 
         grads, sums = jax.grad(objective, has_aux=True)(params)
@@ -97,7 +104,7 @@ def accumulate_gradients(config, params, batch, rng, *, vocab, num_datasets, mic
 
 
 def train_step(state: TrainState, batch, rng, *, config: ModelConfig, recipe: Recipe, vocab,
-               num_datasets: int, micro_batches: int = 1, constrain=lambda mb: mb):
+               num_datasets: int, micro_batches: int = 1, constrain=lambda mb: mb, mesh=None):
     """One update → (new state, metrics: the sums plus loss, grad_norm, lr, finite).
 
     ``batch``: the ``[B, T]`` arrays of :data:`BATCH_KEYS`; ``rng``: the run's key, folded
@@ -107,7 +114,7 @@ def train_step(state: TrainState, batch, rng, *, config: ModelConfig, recipe: Re
     step_rng = jax.random.fold_in(rng, state.step)
     grads, sums = accumulate_gradients(config, state.params, batch, step_rng, vocab=vocab,
                                        num_datasets=num_datasets, micro_batches=micro_batches,
-                                       constrain=constrain)
+                                       constrain=constrain, mesh=mesh)
     loss = sums["loss_sum"] / jnp.maximum(sums["weight_sum"], 1.0)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -123,9 +130,9 @@ def train_step(state: TrainState, batch, rng, *, config: ModelConfig, recipe: Re
                        "finite": finite}
 
 
-def eval_sums(params, batch, *, config: ModelConfig, vocab, num_datasets: int):
+def eval_sums(params, batch, *, config: ModelConfig, vocab, num_datasets: int, mesh=None):
     """Held-out sums of one batch (no dropout)."""
-    return loss_sums(token_xent(config, params, batch), batch, vocab, num_datasets)
+    return loss_sums(token_xent(config, params, batch, mesh=mesh), batch, vocab, num_datasets)
 
 
 @functools.lru_cache(maxsize=8)
@@ -143,8 +150,9 @@ def jit_steps(config: ModelConfig, recipe: Recipe, mesh, *, vocab: VocabLayout,
     constrain = lambda mb: jax.lax.with_sharding_constraint(mb, batch_sh)
     step = functools.partial(train_step, config=config, recipe=recipe, vocab=vocab,
                              num_datasets=num_datasets, micro_batches=micro_batches,
-                             constrain=constrain)
-    evaluate = functools.partial(eval_sums, config=config, vocab=vocab, num_datasets=num_datasets)
+                             constrain=constrain, mesh=mesh)
+    evaluate = functools.partial(eval_sums, config=config, vocab=vocab, num_datasets=num_datasets,
+                                 mesh=mesh)
     with use_mesh(mesh):
         train = jax.jit(step, in_shardings=(state_sh, batch_sh, replicated),
                         out_shardings=(state_sh, replicated), donate_argnums=0)
