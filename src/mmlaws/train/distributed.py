@@ -38,3 +38,9 @@ def place_batch(batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
     sharding = batch_sharding(mesh)
     return {k: jax.make_array_from_callback(v.shape, sharding, lambda idx, v=v: v[idx])
             for k, v in batch.items()}
+
+
+def host(tree):
+    """Replicated arrays → numpy, reading this process's copy (works with several processes,
+    where a global array is not fully addressable)."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)

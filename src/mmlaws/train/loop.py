@@ -25,7 +25,7 @@ from mmlaws.model import PRESETS, make_mesh, non_embedding_params, use_mesh
 from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.train import metrics
 from mmlaws.train.checkpoint import Checkpointer
-from mmlaws.train.distributed import initialize_distributed, place_batch
+from mmlaws.train.distributed import host, initialize_distributed, place_batch
 from mmlaws.train.optimizer import Recipe, peak_learning_rate
 from mmlaws.train.restart import NonFiniteLossError, PlateauWatch, RestartPolicy
 from mmlaws.train.runlog import RunLog
@@ -141,15 +141,15 @@ class Run:
              progress: bool) -> dict:
         self.resume(ckpt, log)
         total = self.recipe.total_steps
-        bar = tqdm.tqdm(total=total, initial=int(self.state.step), unit="step",
+        bar = tqdm.tqdm(total=total, initial=int(host(self.state.step)), unit="step",
                         disable=not progress or jax.process_index() != 0, dynamic_ncols=True)
         with use_mesh(self.mesh):
-            while int(self.state.step) < total:
+            while int(host(self.state.step)) < total:
                 start = time.perf_counter()
                 self.state, out = self.train_step(
                     self.state, place_batch(next(self.data), self.mesh), self.rng)
-                out = jax.device_get(out)
-                step = int(self.state.step)
+                out = host(out)
+                step = int(host(self.state.step))
                 record = self.step_record(out, step, time.perf_counter() - start)
                 log.write(record)
                 bar.update(step - bar.n)
@@ -161,12 +161,12 @@ class Run:
                     log.write({"kind": "eval", "step": step, **summary})
                     bar.write(self.eval_line(step, summary))
             bar.close()
-            final = {"kind": "final", "step": int(self.state.step),
+            final = {"kind": "final", "step": int(host(self.state.step)),
                      "tokens": float(self.tokens.sum()),
                      "tokens_per_dataset": dict(zip(self.names, self.tokens.tolist(),
                                                     strict=True)),
                      **self.evaluate(eval_batches)}
-        ckpt.save(int(self.state.step), self.state, self.extra(), force=True)
+        ckpt.save(int(host(self.state.step)), self.state, self.extra(), force=True)
         log.write(final)
         if jax.process_index() == 0:
             print(self.eval_line(final["step"], final, "final"))
@@ -216,7 +216,7 @@ class Run:
 
     def restart_from_checkpoint(self, ckpt: Checkpointer, log: RunLog, step: int) -> None:
         """§4.5: restore the last checkpoint, learning rate × lr_factor; the data moves on."""
-        scale = float(self.state.lr_scale) * self.restart.lr_factor
+        scale = float(host(self.state.lr_scale)) * self.restart.lr_factor
         found = ckpt.restore_latest(self.abstract)
         if found is None:
             raise NonFiniteLossError("restart policy: no checkpoint loads")
@@ -236,7 +236,7 @@ class Run:
         sums = None
         for _ in range(batches):
             batch = place_batch(next(self.eval_data), self.mesh)
-            sums = metrics.add_sums(sums, jax.device_get(self.eval_step(self.state.params, batch)))
+            sums = metrics.add_sums(sums, host(self.eval_step(self.state.params, batch)))
         summary = metrics.summarize(sums, self.names)
         return {k: summary[k] for k in ("loss", "loss_per_dataset", "loss_per_modality")}
 
