@@ -40,10 +40,14 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
           seed: int = 0, run_id: str | None = None, checkpoint_every: int = 100,
           keep_checkpoints: int = 3, eval_every: int = 0, eval_batches: int = 2,
           restart: RestartPolicy = RestartPolicy(), spike_factor: float = 5.0,
-          use_wandb: bool = True, progress: bool = True) -> dict:
+          use_wandb: bool = True, progress: bool = True,
+          rng_impl: str = "threefry2x32") -> dict:
     """Train ``model`` (a :data:`PRESETS` name) for ``total_steps`` updates; returns the final
     evaluation record. ``mesh_shape`` maps ``data``/``fsdp``/``tensor`` to sizes, one may be
-    −1 (default ``{"data": -1}``). ``peak_lr`` defaults to the preset's Table 2 value."""
+    −1 (default ``{"data": -1}``). ``peak_lr`` defaults to the preset's Table 2 value.
+    ``rng_impl`` picks the PRNG behind dropout: ``threefry2x32`` (default; the same bits
+    however the arrays are sharded) or ``rbg`` (XLA's RngBitGenerator, much cheaper on CPU/GPU,
+    but its bits may change with the sharding)."""
     initialize_distributed()
     if model not in PRESETS:
         raise ConfigError(f"model must be one of {sorted(PRESETS)}, got {model!r}")
@@ -53,7 +57,7 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
     run = Run(config=config, recipe=recipe, vocab=layout, data=data, eval_data=eval_data,
               mesh=make_mesh(mesh_shape or {"data": -1}), micro_batches=micro_batches,
               output_dir=output_dir, run_id=run_id or os.path.basename(os.path.abspath(output_dir)),
-              seed=seed, restart=restart, spike_factor=spike_factor)
+              seed=seed, restart=restart, spike_factor=spike_factor, rng_impl=rng_impl)
     header = run.header(model)
     log = RunLog(output_dir, header, use_wandb=use_wandb)
     ckpt = Checkpointer(os.path.join(output_dir, "checkpoints"), every=checkpoint_every,
@@ -82,6 +86,7 @@ class Run:
     seed: int
     restart: RestartPolicy
     spike_factor: float
+    rng_impl: str
 
     def __post_init__(self):
         self.names = list(self.data.names)
@@ -89,7 +94,7 @@ class Run:
         self.plateau = PlateauWatch(self.restart.window_tokens)
         self.spikes = metrics.SpikeDetector(self.spike_factor)
         self.nonfinite_run = 0
-        init_rng, self.rng = jax.random.split(jax.random.key(self.seed))
+        init_rng, self.rng = jax.random.split(jax.random.key(self.seed, impl=self.rng_impl))
         self.state_sh = state_shardings(self.config, self.recipe, self.mesh)
         self.abstract = abstract_state(self.config, self.recipe, self.mesh)
         self.train_step, self.eval_step = jit_steps(
@@ -105,6 +110,7 @@ class Run:
                 "objective": getattr(self.data, "objective", "cm3"),
                 "config": {"model": model, **dataclasses.asdict(self.recipe),
                            "micro_batches": self.micro_batches, "seed": self.seed,
+                           "rng_impl": self.rng_impl,
                            "mesh": dict(self.mesh.shape), "vocab_size": self.config.vocab_size}}
 
     # -- host state ---------------------------------------------------------------------------
@@ -118,7 +124,8 @@ class Run:
         if data:
             self.data.set_state(extra["data"])
         self.tokens = np.asarray(extra["tokens"], np.float64)
-        self.rng = jax.random.wrap_key_data(np.asarray(extra["rng"], np.uint32))
+        self.rng = jax.random.wrap_key_data(np.asarray(extra["rng"], np.uint32),
+                                            impl=self.rng_impl)
         self.plateau.set_state(extra["plateau"])
         self.spikes.history.clear()
         self.spikes.history.extend(extra["spike_history"])
