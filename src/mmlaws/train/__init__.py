@@ -5,6 +5,11 @@ Public API::
     train(output_dir=..., data=SyntheticBatches(...), total_steps=...)   # the loop (gin job)
     Recipe, make_optimizer, learning_rate_schedule                     # AdamW recipe of §4.5
     train_step, jit_steps                                              # the pure step
+
+Modules: ``optimizer`` (recipe), ``state``, ``step``, ``vocab_parallel`` (shard_map
+cross-entropy), ``metrics``, ``checkpoint`` (orbax), ``restart`` (§4.5 policy), ``runlog``
+(JSONL + wandb), ``distributed`` (several processes), ``synthetic`` (a token source),
+``memory`` (per-device memory planner), ``loop``.
 """
 
 from mmlaws.train.loop import train
