@@ -29,13 +29,18 @@ def initialize_distributed() -> None:
         jax.distributed.initialize()
 
 
-def place_batch(batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
-    """Global ``[B, T]`` numpy arrays → jax Arrays sharded over the mesh's batch axes.
+def place_batch(batch: dict[str, np.ndarray], mesh, *, process_local: bool = False
+                ) -> dict[str, jax.Array]:
+    """Numpy ``[B, T]`` arrays → jax Arrays sharded over the mesh's batch axes.
 
-    Every process holds the same global batch (the synthetic source is a pure function of its
-    index) and places only the rows of its own devices.
+    ``process_local=False``: every process holds the same global batch (the synthetic source
+    is a pure function of its index) and places only the rows of its own devices.
+    ``process_local=True``: each process holds only its own ``[B / processes, T]`` rows (a
+    loader sliced per host) and the global batch is assembled from them.
     """
     sharding = batch_sharding(mesh)
+    if process_local:
+        return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
     return {k: jax.make_array_from_callback(v.shape, sharding, lambda idx, v=v: v[idx])
             for k, v in batch.items()}
 

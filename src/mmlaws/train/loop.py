@@ -5,8 +5,10 @@ Outputs under ``output_dir``: ``<run_id>.jsonl`` (the run record, see
 Running the same command again resumes from the newest loadable checkpoint.
 
 The ``data`` and ``eval_data`` iterators yield the batch dicts of
-:mod:`mmlaws.train.synthetic` and expose ``names`` (dataset names, the order of
-``dataset_ids``), ``shares`` (name → token share), ``get_state()`` and ``set_state()``.
+:mod:`mmlaws.train.synthetic` (or ``mmlaws.data.mixture``) and expose ``get_state()`` and
+``set_state()``. ``shares`` (name → token share, in the order of ``dataset_ids``) defaults to
+``data.shares``. With ``process_local_batches`` each process's iterator yields only its own
+rows; otherwise every process yields the whole batch and keeps its rows.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
           keep_checkpoints: int = 3, eval_every: int = 0, eval_batches: int = 2,
           restart: RestartPolicy = RestartPolicy(), spike_factor: float = 5.0,
           use_wandb: bool = True, progress: bool = True,
-          rng_impl: str = "threefry2x32") -> dict:
+          rng_impl: str = "threefry2x32", shares: dict | None = None,
+          process_local_batches: bool = False) -> dict:
     """Train ``model`` (a :data:`PRESETS` name) for ``total_steps`` updates; returns the final
     evaluation record. ``mesh_shape`` maps ``data``/``fsdp``/``tensor`` to sizes, one may be
     −1 (default ``{"data": -1}``). ``peak_lr`` defaults to the preset's Table 2 value.
@@ -57,7 +60,8 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
     run = Run(config=config, recipe=recipe, vocab=layout, data=data, eval_data=eval_data,
               mesh=make_mesh(mesh_shape or {"data": -1}), micro_batches=micro_batches,
               output_dir=output_dir, run_id=run_id or os.path.basename(os.path.abspath(output_dir)),
-              seed=seed, restart=restart, spike_factor=spike_factor, rng_impl=rng_impl)
+              seed=seed, restart=restart, spike_factor=spike_factor, rng_impl=rng_impl,
+              shares=dict(shares or data.shares), process_local=process_local_batches)
     header = run.header(model)
     log = RunLog(output_dir, header, use_wandb=use_wandb)
     ckpt = Checkpointer(os.path.join(output_dir, "checkpoints"), every=checkpoint_every,
@@ -87,9 +91,12 @@ class Run:
     restart: RestartPolicy
     spike_factor: float
     rng_impl: str
+    shares: dict
+    process_local: bool
 
     def __post_init__(self):
-        self.names = list(self.data.names)
+        self.names = list(self.shares)
+        self.eval_start = None if self.eval_data is None else self.eval_data.get_state()
         self.tokens = np.zeros(len(self.names), np.float64)
         self.plateau = PlateauWatch(self.restart.window_tokens)
         self.spikes = metrics.SpikeDetector(self.spike_factor)
@@ -104,7 +111,7 @@ class Run:
         self.flops = flops_per_token(self.config)
 
     def header(self, model: str) -> dict:
-        return {"run_id": self.run_id, "datasets": dict(self.data.shares),
+        return {"run_id": self.run_id, "datasets": self.shares,
                 "modalities": dict(getattr(self.data, "modalities", {})),
                 "N": non_embedding_params(self.config), "N_convention": "non_embedding",
                 "objective": getattr(self.data, "objective", "cm3"),
@@ -112,6 +119,9 @@ class Run:
                            "micro_batches": self.micro_batches, "seed": self.seed,
                            "rng_impl": self.rng_impl,
                            "mesh": dict(self.mesh.shape), "vocab_size": self.config.vocab_size}}
+
+    def place(self, batch: dict) -> dict:
+        return place_batch(batch, self.mesh, process_local=self.process_local)
 
     # -- host state ---------------------------------------------------------------------------
     def extra(self) -> dict:
@@ -154,7 +164,7 @@ class Run:
             while int(host(self.state.step)) < total:
                 start = time.perf_counter()
                 self.state, out = self.train_step(
-                    self.state, place_batch(next(self.data), self.mesh), self.rng)
+                    self.state, self.place(next(self.data)), self.rng)
                 out = host(out)
                 step = int(host(self.state.step))
                 record = self.step_record(out, step, time.perf_counter() - start)
@@ -239,10 +249,10 @@ class Run:
         """Held-out losses over ``batches`` batches of ``eval_data`` (from its start)."""
         if self.eval_data is None or batches <= 0:
             return {"loss": float("nan"), "loss_per_dataset": {}, "loss_per_modality": {}}
-        self.eval_data.set_state({"index": 0})
+        self.eval_data.set_state(self.eval_start)
         sums = None
         for _ in range(batches):
-            batch = place_batch(next(self.eval_data), self.mesh)
+            batch = self.place(next(self.eval_data))
             sums = metrics.add_sums(sums, host(self.eval_step(self.state.params, batch)))
         summary = metrics.summarize(sums, self.names)
         return {k: summary[k] for k in ("loss", "loss_per_dataset", "loss_per_modality")}
