@@ -18,6 +18,12 @@ import warnings
 import jax
 import orbax.checkpoint as ocp
 
+from mmlaws.errors import UserError
+
+
+class CheckpointError(UserError):
+    """No checkpoint of the run could be loaded where one is needed."""
+
 
 class Checkpointer:
     """Save every ``every`` steps (and when asked), keeping the newest ``keep``."""

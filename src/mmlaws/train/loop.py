@@ -26,7 +26,7 @@ from mmlaws.errors import ConfigError
 from mmlaws.model import PRESETS, make_mesh, non_embedding_params, use_mesh
 from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.train import metrics
-from mmlaws.train.checkpoint import Checkpointer
+from mmlaws.train.checkpoint import Checkpointer, CheckpointError
 from mmlaws.train.distributed import host, initialize_distributed, place_batch
 from mmlaws.train.optimizer import Recipe, peak_learning_rate
 from mmlaws.train.restart import NonFiniteLossError, PlateauWatch, RestartPolicy
@@ -236,7 +236,8 @@ class Run:
         scale = float(host(self.state.lr_scale)) * self.restart.lr_factor
         found = ckpt.restore_latest(self.abstract)
         if found is None:
-            raise NonFiniteLossError("restart policy: no checkpoint loads")
+            raise CheckpointError(f"restart policy at step {step}: no checkpoint in "
+                                  f"{ckpt.manager.directory} loads")
         from_step, state, extra = found
         self.load_extra(extra, data=False)
         self.state = state.replace(lr_scale=jax.device_put(
