@@ -122,3 +122,14 @@ def test_sequences_longer_than_max_len_are_refused():
     assert run(jnp.zeros((1, 4), jnp.int32)).shape == (1, 4, config.vocab_size)
     with pytest.raises(ConfigError, match="max_len"):
         run(jnp.zeros((1, 5), jnp.int32))
+
+
+def test_init_params_first_called_inside_a_trace_stays_usable():
+    import jax
+
+    from mmlaws import model as M
+
+    config = M.PRESETS["tiny"].replace(num_layers=1)
+    jax.jit(lambda k: M.init_params(config, k))(jax.random.key(0))
+    params = M.init_params(config, jax.random.key(1))  # the cached initialiser holds no tracer
+    assert jax.tree.leaves(params)

@@ -14,9 +14,9 @@ from mmlaws.model.sharding import RULES, mesh_shardings, sharded_init
 
 
 def _boxed_init(config: ModelConfig):
-    tokens = jnp.zeros((1, 1), jnp.int32)  # [B, T]; parameter shapes do not depend on it
-
     def init(rng):
+        # [B, T] dummy tokens, made inside the call so a cached init never holds a tracer
+        tokens = jnp.zeros((1, 1), jnp.int32)
         return Decoder(config).init({"params": rng}, tokens)["params"]
 
     return init
