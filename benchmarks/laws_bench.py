@@ -20,6 +20,7 @@ from scipy.optimize import minimize
 
 from mmlaws.laws import HOFFMANN_GRID, bootstrap_unimodal, fit_unimodal
 from mmlaws.laws.fit import UNI_PARAMS, grid_starts
+from mmlaws.laws.reference import unimodal_objective as scipy_objective
 
 DEFAULT_CSV = pathlib.Path(__file__).resolve().parents[2] / "shared/data/chinchilla_fig4_epoch.csv"
 
@@ -31,20 +32,6 @@ def load(path):
     L = np.array([float(r["loss"]) for r in rows])
     keep = np.sort(np.argsort(L, kind="stable")[:-5])
     return N[keep], C[keep] / (6 * N[keep]), L[keep]
-
-
-def scipy_objective(p, logN, logD, logL, delta):
-    """Eq. 3 and its analytic gradient in numpy."""
-    a, b, e, al, be = p
-    t = np.stack([a - al * logN, b - be * logD, np.full_like(logN, e)])
-    m = t.max(0)
-    w = np.exp(t - m)
-    s = w.sum(0)
-    r = m + np.log(s) - logL
-    h = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
-    hp = np.clip(r, -delta, delta) * w / s
-    g = [hp[0].sum(), hp[1].sum(), hp[2].sum(), -(hp[0] * logN).sum(), -(hp[1] * logD).sum()]
-    return h.sum(), np.array(g)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from mmlaws.laws import (
 )
 from mmlaws.laws.fit import UNI_PARAMS, grid_starts, unimodal_objective
 from mmlaws.laws.published import CHINCHILLA_EPOCH_GRID
+from mmlaws.laws.reference import unimodal_objective as _scipy_objective
 
 COARSE = {k: v[::2] for k, v in HOFFMANN_GRID.items()}  # 243 starts, for quick checks
 
@@ -25,21 +26,6 @@ COARSE = {k: v[::2] for k, v in HOFFMANN_GRID.items()}  # 243 starts, for quick 
 def _design(law, noise, rng):
     N, D = (a.ravel() for a in np.meshgrid(PAPER_DESIGN_N, PAPER_DESIGN_D))
     return N, D, law.predict(N, D) * np.exp(rng.normal(0, noise, N.shape))
-
-
-def _scipy_objective(p, logN, logD, logL, delta):
-    """Eq. 3 with its analytic gradient, in numpy (the independent reference)."""
-    a, b, e, al, be = p
-    t = np.stack([a - al * logN, b - be * logD, np.full_like(logN, e)])
-    m = t.max(0)
-    w = np.exp(t - m)
-    s = w.sum(0)
-    r = m + np.log(s) - logL
-    h = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
-    hp = np.clip(r, -delta, delta) * w / s
-    g = np.array([hp[0].sum(), hp[1].sum(), hp[2].sum(), -(hp[0] * logN).sum(),
-                  -(hp[1] * logD).sum()])
-    return h.sum(), g
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +87,18 @@ def test_jaxopt_and_scipy_backends_agree():
     assert a.info.num_starts == b.info.num_starts == 32
 
 
-def test_bimodal_recovers_known_interaction():
+def _pair_runs():
+    """Speech|Text runs at 50/50 from known interaction terms, 0.01% noise."""
     li, lj = TABLE1["speech"], TABLE1["text"]
     true = Interaction(C=0.4, A=30.0, B=2000.0, alpha=0.25, beta=0.3)
     N, D = (a.ravel() for a in np.meshgrid(PAPER_DESIGN_N, PAPER_DESIGN_D))
     base = 0.5 * (li.predict(N, D / 2) + lj.predict(N, D / 2))
     loss = (base + true.value(N, D)) * np.exp(np.random.default_rng(3).normal(0, 1e-4, N.shape))
+    return li, lj, N, D, loss
+
+
+def test_bimodal_recovers_known_interaction():
+    li, lj, N, D, loss = _pair_runs()
     fit = fit_bimodal(N, D / 2, D / 2, loss, li, lj,
                       grid={"C": (0.0, 0.5), "a": (0.0, 5.0), "b": (5.0, 10.0),
                             "alpha": (0.2, 0.5), "beta": (0.2, 0.5)})
@@ -131,11 +123,7 @@ def test_bad_input_names_rows_or_reason(mutate, match):
 
 
 def test_nmodal_fit_on_two_modalities_at_50_50_matches_bimodal():
-    li, lj = TABLE1["speech"], TABLE1["text"]
-    true = Interaction(C=0.4, A=30.0, B=2000.0, alpha=0.25, beta=0.3)
-    N, D = (a.ravel() for a in np.meshgrid(PAPER_DESIGN_N, PAPER_DESIGN_D))
-    base = 0.5 * (li.predict(N, D / 2) + lj.predict(N, D / 2))
-    loss = (base + true.value(N, D)) * np.exp(np.random.default_rng(3).normal(0, 1e-4, N.shape))
+    li, lj, N, D, loss = _pair_runs()
     grid = {"C": (0.0, 0.5), "a": (0.0, 5.0), "b": (5.0, 10.0), "alpha": (0.2, 0.5),
             "beta": (0.2, 0.5)}
     bi = fit_bimodal(N, D / 2, D / 2, loss, li, lj, grid=grid, names=("speech", "text"))
