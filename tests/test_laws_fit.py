@@ -47,6 +47,8 @@ def test_chinchilla_golden_against_epoch_and_scipy(chinchilla):
     for k in ("A", "B", "E", "alpha", "beta"):
         assert getattr(fit, k) == pytest.approx(getattr(ref, k), rel=0.01), k
     assert fit.info.num_starts == 4500 and not fit.info.on_boundary
+    assert fit.info.num_converged == sum(
+        n for k, n in fit.info.outcomes.items() if k.startswith("converged")) >= 4000
     # scipy L-BFGS-B from every 9th start of the same grid (the full loop is in benchmarks/)
     data = (np.log(N), np.log(D), np.log(L), 1e-3)
     best = min(minimize(_scipy_objective, x0, args=data, jac=True, method="L-BFGS-B").fun
@@ -77,7 +79,7 @@ def test_parameter_recovery_at_0p1_percent_noise(name):
     np.testing.assert_allclose(fit.predict(N, D), L, rtol=5e-3)
 
 
-def test_jaxopt_and_scipy_backends_agree():
+def test_default_and_scipy_backends_agree():
     N, D, L = _design(TABLE1["speech"], 1e-3, np.random.default_rng(2))
     small = {k: v[::4] for k, v in HOFFMANN_GRID.items()}  # 32 starts
     a = fit_unimodal(N, D, L, grid=small)

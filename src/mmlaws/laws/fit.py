@@ -15,7 +15,6 @@ import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -57,10 +56,16 @@ def huber(r, delta):
 
 
 def unimodal_objective(p, log_n, log_d, log_l, w, delta):
-    """Eq. 3 for one parameter vector ``p = (a, b, e, alpha, beta)``; data arrays are [R]."""
+    """Eq. 3 for one parameter vector ``p = (a, b, e, alpha, beta)``; data arrays are [R].
+
+    LSE(a − α log N, b − β log D, e) is computed as
+    ``e + log1p(exp(a − e − α log N) + exp(b − e − β log D))``: two exponentials per run, not
+    three. Where a term would overflow (a prediction above e^709 times E) the objective is +inf,
+    which the solvers treat as outside the domain.
+    """
     a, b, e, alpha, beta = p[0], p[1], p[2], p[3], p[4]
-    terms = jnp.stack([a - alpha * log_n, b - beta * log_d, jnp.broadcast_to(e, log_n.shape)])
-    return jnp.sum(w * huber(jax.nn.logsumexp(terms, axis=0) - log_l, delta))
+    lse = e + jnp.log1p(jnp.exp(a - e - alpha * log_n) + jnp.exp(b - e - beta * log_d))
+    return jnp.sum(w * huber(lse - log_l, delta))
 
 
 def bimodal_objective(p, log_n, log_dsum, base, log_l, w, delta):
@@ -89,6 +94,7 @@ class FitInfo:
     on_boundary: tuple[str, ...]  # parameters whose optimum lies at or beyond the grid's edge
     huber_delta: float
     num_runs: int
+    outcomes: Mapping[str, int] = dataclasses.field(default_factory=dict)  # how starts ended
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +172,7 @@ def _as_f64(*arrays) -> list[np.ndarray]:
 
 def fit_unimodal(
     N, D, loss, *, huber_delta: float = 0.03, grid: Mapping | None = None,
-    weights=None, method: str = "jaxopt", source: str = "",
+    weights=None, method: str = "lbfgs", source: str = "",
 ) -> UnimodalFit:
     """Fits Eq. 2 to runs (N parameters, D tokens, final loss) as Eq. 3 does.
 
@@ -195,13 +201,13 @@ def _info(res: MultiStartResult, grid, names, delta, N) -> FitInfo:
     return FitInfo(
         objective=float(res.values[res.best]), num_starts=len(res.values),
         num_converged=res.num_converged, on_boundary=_boundary(res.params[res.best], grid, names),
-        huber_delta=float(delta), num_runs=len(N),
+        huber_delta=float(delta), num_runs=len(N), outcomes=res.outcomes(),
     )
 
 
 def fit_bimodal(
     N, D_i, D_j, loss, law_i: UnimodalLaw, law_j: UnimodalLaw, *, huber_delta: float = 0.03,
-    grid: Mapping | None = None, weights=None, method: str = "jaxopt",
+    grid: Mapping | None = None, weights=None, method: str = "lbfgs",
     names: tuple[str, str] = ("i", "j"),
 ) -> BimodalFit:
     """Fits (C, A, alpha, B, beta) of Eq. 4 on a pair's runs, the uni-modal laws given."""
@@ -239,7 +245,7 @@ def nmodal_objective(p, log_n, log_dpair, scale, base, log_l, w, delta):
 
 def fit_nmodal(
     N, D, shares: Sequence[Mapping[str, float]], loss, laws: Mapping[str, UnimodalLaw], *,
-    huber_delta: float = 0.03, grid: Mapping | None = None, method: str = "jaxopt",
+    huber_delta: float = 0.03, grid: Mapping | None = None, method: str = "lbfgs",
 ) -> NModalFit:
     """Fits the pairwise interactions of the n-modal law (``forms`` module) jointly.
 
@@ -276,5 +282,5 @@ def fit_nmodal(
                  for n in _boundary(q, grid, BI_PARAMS))
     info = FitInfo(objective=float(res.values[res.best]), num_starts=len(res.values),
                    num_converged=res.num_converged, on_boundary=edge,
-                   huber_delta=float(huber_delta), num_runs=len(N))
+                   huber_delta=float(huber_delta), num_runs=len(N), outcomes=res.outcomes())
     return NModalFit(laws=dict(laws), interactions=inter, info=info)

@@ -18,6 +18,10 @@ from mmlaws.laws import fit as fitting
 from mmlaws.laws.forms import UnimodalLaw
 from mmlaws.laws.solver import minimize_multistart
 
+# Replicates start at the full-data optimum and need accurate optima rather than the multi-start
+# screening tolerances: stop on a gradient entry below 1e-9 or a reduction below 1e-13.
+REFIT_TOLERANCES = {"tol": 1e-9, "ftol": 1e-13}
+
 
 @dataclasses.dataclass(frozen=True)
 class BootstrapResult:
@@ -57,7 +61,7 @@ def bootstrap_unimodal(
             log_l, w, np.full((B,), huber_delta))
     p0 = np.log([fit.A, fit.B, fit.E]).tolist() + [fit.alpha, fit.beta]
     res = minimize_multistart(fitting.unimodal_objective, np.tile(p0, (B, 1)), args,
-                              batched_args=True)
+                              batched_args=True, **REFIT_TOLERANCES)
     a, b, e, alpha, beta = res.params.T
     samples = {"E": np.exp(e), "A": np.exp(a), "B": np.exp(b), "alpha": alpha, "beta": beta}
     return BootstrapResult(samples, res.num_converged, method)
@@ -80,7 +84,7 @@ def bootstrap_bimodal(
     t = fit.interaction
     p0 = [t.C, np.log(t.A), np.log(t.B), t.alpha, t.beta]
     res = minimize_multistart(fitting.bimodal_objective, np.tile(p0, (B, 1)), args,
-                              batched_args=True)
+                              batched_args=True, **REFIT_TOLERANCES)
     c, a, b, alpha, beta = res.params.T
     samples = {"C": c, "A": np.exp(a), "B": np.exp(b), "alpha": alpha, "beta": beta}
     return BootstrapResult(samples, res.num_converged, method)
