@@ -35,7 +35,8 @@ Example (a builder with one source of token lists)::
 And a builder script's command line (see :func:`main`)::
 
     python data_pipelines/build_text.py --data_dir data --layout SMALL --token_budget 2000000 \\
-        [--sources bible-kjv,shakespeare] [--seed 0] [--validation_fraction 0.01] [--force]
+        [--sources bible-kjv,shakespeare] [--seed 0] [--validation_fraction 0.01] [--force] \\
+        [--offline]
 
 What ``stats.json`` gains beyond :mod:`~mmlaws.data.shards`' fields::
 
@@ -85,6 +86,8 @@ class Source:
         ("/usr/bin/bible not found"). Must be cheap and never touch the network.
       required: a required source that is missing fails the build; an optional one is skipped
         with a printed notice.
+      read: optional; yields the source's raw documents (text, arrays…) for its builder to
+        tokenize.
     """
 
     name: str
@@ -93,6 +96,7 @@ class Source:
     install: str
     probe: Callable[[], str | None]
     required: bool = False
+    read: Callable[[], Iterable] | None = None
 
     def missing(self, reason: str) -> SourceMissing:
         """The error for this source being absent or empty, with how to get it."""
@@ -390,7 +394,9 @@ def main(
     ``build`` takes the keyword arguments ``data_dir``, ``layout`` (a :class:`VocabLayout`),
     ``token_budget``, ``sources`` (a list of names, or None for all), ``seed``,
     ``validation_fraction`` and ``force``, and returns the stats of the dataset it wrote (or a
-    mapping name -> stats when it writes several).
+    mapping name -> stats when it writes several). With ``--offline`` it also gets
+    ``offline=True``: a builder that fetches archives (:func:`pip_download`) then uses only
+    what is already in its cache.
     """
     names = [s.name for s in sources]
     parser = argparse.ArgumentParser(
@@ -414,8 +420,11 @@ def main(
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
     parser.add_argument("--validation_fraction", type=float, default=0.01)
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    parser.add_argument("--offline", action="store_true", help="download nothing")
     args = parser.parse_args(argv)
+    extra = {"offline": True} if args.offline else {}
     result = build(
+        **extra,
         data_dir=args.data_dir,
         layout=shards.PRESETS[args.layout],
         token_budget=args.token_budget,
