@@ -93,7 +93,7 @@ def mel_filterbank(
 
 
 def dct_matrix(num_in: int, num_out: int) -> np.ndarray:
-    """Orthonormal DCT-II ``[num_out, num_in]``: ``D @ x`` is scipy's ``dct(x, 2, norm='ortho')``."""
+    """Orthonormal DCT-II ``[num_out, num_in]``: ``D @ x`` is scipy's ``dct(x, norm='ortho')``."""
     n = np.arange(num_in)
     k = np.arange(num_out)[:, None]
     d = np.cos(np.pi * k * (2 * n + 1) / (2 * num_in)) * np.sqrt(2.0 / num_in)

@@ -1,0 +1,323 @@
+"""The Speech and Speech-Text builders (``data_pipelines/build_speech[_text].py``).
+
+Sources (each optional; a missing one is skipped with a message that names its package):
+
+- ``espeak``: passages of CPython standard-library docstring prose (:func:`~.speech.paragraphs`
+  of :func:`~.speech.stdlib_sentences`, at most 40 words each), spoken by espeak-ng; passage
+  ``i`` gets voice, speed and pitch :func:`~.speech.voice_for` ``(0, i)`` (eight English accents ×
+  eleven voice variants, 130–230 words per minute). Once every passage is spoken, the list is
+  spoken again with the next voices (``i`` keeps counting), so the source is as large as the
+  budget asks.
+- ``tuxpaint``: Tux Paint's recorded stamp descriptions (about 7,300 clips with transcripts,
+  3 hours, mostly not English), decoded by ``soundfile``.
+
+Every waveform becomes units with one :class:`~mmlaws.data.tokenizers.speech_units.SpeechUnitiser`
+(MFCC + k-means with ``layout.speech_units`` clusters), fitted on the first ``FIT_SECONDS`` of the
+available sources and cached in ``<data_dir>/tokenizers/``; its fingerprint is part of each
+build key, so a new unitiser rebuilds the datasets.
+
+Documents (global ids of the layout; ``T`` = units, 50 per second of audio):
+
+- Speech: ``<speech> u_1 … u_T </speech>``.
+- Speech-Text, ``order="text_first"`` (the default; a transcript then its audio, as in TTS data):
+  ``text(transcript) <speech> u_1 … u_T </speech>``; ``"speech_first"`` (as in ASR data) puts
+  the audio first. ``"interleaved"``: for each espeak word event, the word's text (up to the
+  next word) then ``<speech>`` its units ``</speech>``, so the alignment is explicit (Tux Paint
+  clips, which have no word timings, stay ``text_first``).
+
+The text part uses a text encoder: a callable from a string to BPE ids in ``[0, text_size)``
+(the text builder's BPE, :func:`default_text_encoder`), offset into the layout's text range.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from mmlaws.data import build
+from mmlaws.data.sources import speech
+from mmlaws.data.tokenizers.speech_units import SpeechUnitiser, speech_document
+from mmlaws.data.vocab import VocabLayout
+
+VERSION = 1
+FIT_SECONDS = 600.0  # audio used to fit the k-means units
+FIT_STEPS = 300
+ORDERS = ("text_first", "speech_first", "interleaved")
+TextEncoder = Callable[[str], Sequence[int]]  # text -> BPE ids in [0, text_size)
+
+
+def _espeak_probe() -> str | None:
+    return speech.espeak_missing()
+
+
+def _tuxpaint_probe() -> str | None:
+    return build.file_probe(os.path.join(speech.TUXPAINT_ROOT, "*"))() or speech.soundfile_missing()
+
+
+ESPEAK = build.Source(
+    "espeak",
+    "English docstring prose of the Python standard library spoken by espeak-ng",
+    package="espeakng-loader==0.2.4 (PyPI wheel; or Debian espeak-ng)",
+    install=speech.ESPEAK_INSTALL,
+    probe=_espeak_probe,
+)
+TUXPAINT = build.Source(
+    "tuxpaint",
+    "Tux Paint's recorded stamp descriptions (OGG) with transcripts",
+    package="tuxpaint-stamps-default (Debian) and soundfile==0.14.0 (PyPI)",
+    install=f"{speech.TUXPAINT_INSTALL} && {speech.SOUNDFILE_INSTALL}",
+    probe=_tuxpaint_probe,
+)
+SOURCES = (ESPEAK, TUXPAINT)
+
+
+# -- raw utterances ----------------------------------------------------------------------------
+
+
+def espeak_utterances(passages: Sequence[str] | None = None) -> Iterator[speech.Utterance]:
+    """Spoken passages, endlessly: passage ``i mod P`` with :func:`~.speech.voice_for` ``(0, i)``.
+
+    ``passages`` defaults to the standard library's docstring prose, read lazily on the first
+    pass and kept for the next ones.
+    """
+    source = speech.paragraphs(speech.stdlib_sentences()) if passages is None else passages
+    engine, seen = speech.espeak(), []
+    for i, text in enumerate(source):
+        seen.append(text)
+        yield engine.synthesize(text, **_voice(i))
+    if not seen:
+        raise ESPEAK.missing("no passages to speak")
+    for i in itertools.count(len(seen)):
+        yield engine.synthesize(seen[i % len(seen)], **_voice(i))
+
+
+def _voice(i: int) -> dict:
+    voice, rate, pitch = speech.voice_for(0, i)
+    return {"voice": voice, "rate": rate, "pitch": pitch}
+
+
+def tuxpaint_utterances(root: str = speech.TUXPAINT_ROOT) -> Iterator[tuple[str, np.ndarray]]:
+    """``(transcript, audio [N] at 16 kHz)`` per Tux Paint clip, in path order."""
+    for clip in speech.tuxpaint_clips(root):
+        yield clip.transcript, speech.read_audio(clip.path)
+
+
+def _waves(name: str, **readers) -> Iterator[np.ndarray]:
+    if name == "espeak":
+        return (u.audio for u in readers.get("espeak", espeak_utterances)())
+    return (audio for _, audio in readers.get("tuxpaint", tuxpaint_utterances)())
+
+
+# -- the unitiser ------------------------------------------------------------------------------
+
+
+def fit_waves(sources: Sequence[str], seconds: float, **readers) -> list[np.ndarray]:
+    """The first ``seconds`` of audio, taken from the sources in turn (equal shares)."""
+    waves, share = [], seconds / len(sources)
+    for name in sources:
+        taken = 0.0
+        for wave in _waves(name, **readers):
+            waves.append(wave)
+            taken += len(wave) / speech.SAMPLE_RATE
+            if taken >= share:
+                break
+    return waves
+
+
+def unitiser(
+    data_dir: str | os.PathLike,
+    layout: VocabLayout,
+    sources: Sequence[str],
+    *,
+    seconds: float = FIT_SECONDS,
+    steps: int = FIT_STEPS,
+    log: Callable[[str], None] = print,
+    **readers,
+) -> SpeechUnitiser:
+    """The speech unitiser for ``layout`` fitted on ``sources``, cached in
+    ``<data_dir>/tokenizers/speech_units-K<units>-<sources>-<seconds>s.npz``."""
+    name = f"speech_units-K{layout.speech_units}-{'+'.join(sources)}-{seconds:g}s-{steps}.npz"
+    path = os.path.join(os.fspath(data_dir), "tokenizers", name)
+    if os.path.exists(path):
+        return SpeechUnitiser.load(path)
+    log(f"fitting {layout.speech_units} speech units on {seconds:g} s of {'+'.join(sources)}")
+    waves = fit_waves(sources, seconds, **readers)
+    fitted = SpeechUnitiser.fit(waves, num_units=layout.speech_units, seed=0, steps=steps)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fitted.save(path)
+    return fitted
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+def text_ids(encoder: TextEncoder, text: str, layout: VocabLayout) -> np.ndarray:
+    """Global ids of ``text`` (``[L]`` int64); BPE ids outside ``[0, text_size)`` raise."""
+    return np.atleast_1d(layout.text_id(np.asarray(encoder(text), np.int64)))
+
+
+def pieces(utterance: speech.Utterance) -> list[tuple[str, int, int]]:
+    """``(text, first sample, end sample)`` per word event; the texts concatenate to the whole
+    text (each runs to the next word's start; text before the first word goes with it)."""
+    words, text = utterance.words, utterance.text
+    out = []
+    for i, w in enumerate(words):
+        lo = 0 if i == 0 else w.start_char
+        hi = words[i + 1].start_char if i + 1 < len(words) else len(text)
+        out.append((text[lo:hi], w.start, w.end))
+    return out
+
+
+def interleaved(
+    utterance: speech.Utterance,
+    units: np.ndarray,
+    layout: VocabLayout,
+    encoder: TextEncoder,
+    hop: int = 320,
+) -> np.ndarray:
+    """Per word: its text, then ``<speech>`` the units of its frames ``</speech>``.
+
+    ``units [T]`` are the utterance's frames at ``hop`` samples each; a word whose audio covers
+    no whole frame gets no speech segment. The last word takes the remaining frames.
+    """
+    parts = []
+    words = pieces(utterance)
+    for i, (text, start, end) in enumerate(words):
+        parts.append(text_ids(encoder, text, layout))
+        lo, hi = start // hop, (len(units) if i + 1 == len(words) else end // hop)
+        if hi > lo:
+            parts.append(speech_document(units[lo:hi], layout))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def pair(
+    text: str, units: np.ndarray, layout: VocabLayout, encoder: TextEncoder, order: str
+) -> np.ndarray:
+    """``text <speech> units </speech>`` (``text_first``) or the reverse (``speech_first``)."""
+    t, s = text_ids(encoder, text, layout), speech_document(units, layout)
+    return np.concatenate([s, t] if order == "speech_first" else [t, s])
+
+
+def speech_documents(name: str, units_of: SpeechUnitiser, layout: VocabLayout, **readers):
+    """Speech documents of one source, lazily."""
+    for wave in _waves(name, **readers):
+        yield units_of.document(wave, layout)
+
+
+def speech_text_documents(
+    name: str,
+    units_of: SpeechUnitiser,
+    layout: VocabLayout,
+    encoder: TextEncoder,
+    order: str = "text_first",
+    **readers,
+):
+    """Speech-Text documents of one source, lazily (see the module docstring for ``order``)."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    if name == "espeak":
+        for u in readers.get("espeak", espeak_utterances)():
+            units = units_of.encode(u.audio)
+            if order == "interleaved":
+                yield interleaved(u, units, layout, encoder)
+            else:
+                yield pair(u.text, units, layout, encoder, order)
+    else:
+        for text, audio in readers.get("tuxpaint", tuxpaint_utterances)():
+            fallback = "text_first" if order == "interleaved" else order
+            yield pair(text, units_of.encode(audio), layout, encoder, fallback)
+
+
+# -- the builders ------------------------------------------------------------------------------
+
+
+def default_text_encoder(data_dir: str | os.PathLike, layout: VocabLayout) -> TextEncoder:
+    """The text builder's BPE for ``layout`` (raises :class:`~mmlaws.data.build.SourceMissing`
+    naming what to run when it is not there)."""
+    try:
+        from mmlaws.data.tokenizers import bpe
+    except ImportError as e:
+        raise build.SourceMissing(
+            f"the text BPE tokenizer (mmlaws.data.tokenizers.bpe) is not available ({e}); "
+            "Speech-Text needs it for its transcripts"
+        ) from e
+    return bpe.load_for(data_dir, layout).encode  # pragma: no cover - depends on the text builder
+
+
+def _common(data_dir, layout, sources, log, readers):
+    chosen = build.available(SOURCES, sources, log=log)
+    names = [s.name for s in chosen]
+    return names, unitiser(data_dir, layout, names, log=log, **readers)
+
+
+def build_speech(
+    *,
+    data_dir: str | os.PathLike,
+    layout: VocabLayout,
+    token_budget: int | None,
+    sources: Sequence[str] | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.01,
+    force: bool = False,
+    offline: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    readers: Mapping[str, Callable] | None = None,
+) -> dict:
+    """Write ``<data_dir>/speech``; returns its stats. ``readers`` replaces source readers
+    (``{"espeak": callable -> utterances}``, for tests). ``offline`` changes nothing here: every
+    source is local."""
+    readers = dict(readers or {})
+    names, units_of = _common(data_dir, layout, sources, log, readers)
+    key = build.build_key("speech", VERSION, {"sources": names}, units_of.fingerprint(), layout)
+    documents = {n: speech_documents(n, units_of, layout, **readers) for n in names}
+    return build.build_dataset(
+        data_dir, "speech", documents, layout=layout, modalities=["speech"], key=key,
+        token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
+        force=force, progress=progress,
+    )  # fmt: skip
+
+
+def build_speech_text(
+    *,
+    data_dir: str | os.PathLike,
+    layout: VocabLayout,
+    token_budget: int | None,
+    sources: Sequence[str] | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.01,
+    force: bool = False,
+    offline: bool = False,
+    order: str = "text_first",
+    text_encoder: TextEncoder | None = None,
+    text_encoder_name: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    readers: Mapping[str, Callable] | None = None,
+) -> dict:
+    """Write ``<data_dir>/speech_text``; returns its stats.
+
+    ``text_encoder`` maps a string to BPE ids in ``[0, text_size)`` (default: the text
+    builder's BPE); ``text_encoder_name`` identifies it in the build key (give one with a custom
+    encoder, so that a different encoder rebuilds).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    readers = dict(readers or {})
+    if text_encoder is None:
+        text_encoder = default_text_encoder(data_dir, layout)
+        text_encoder_name = text_encoder_name or "bpe"
+    names, units_of = _common(data_dir, layout, sources, log, readers)
+    config = {"sources": names, "order": order, "text_encoder": text_encoder_name}
+    key = build.build_key("speech_text", VERSION, config, units_of.fingerprint(), layout)
+    documents = {
+        n: speech_text_documents(n, units_of, layout, text_encoder, order, **readers) for n in names
+    }
+    return build.build_dataset(
+        data_dir, "speech_text", documents, layout=layout, modalities=["text", "speech"], key=key,
+        token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
+        force=force, progress=progress,
+    )  # fmt: skip
