@@ -273,6 +273,12 @@ def _prose(sentence: str) -> bool:
     )
 
 
+def _skipped(relpath: str) -> bool:
+    """Test suites and third-party packages are not the standard library's prose."""
+    folders = relpath.split(os.sep)[:-1]
+    return any(p == "site-packages" or p.startswith("test") or p.endswith("_test") for p in folders)
+
+
 def stdlib_sentences(root: str | None = None) -> Iterator[str]:
     """English prose sentences from the docstrings of ``root`` (the CPython standard library by
     default), file by file in sorted order, deduplicated. Files that do not parse are skipped."""
@@ -280,7 +286,7 @@ def stdlib_sentences(root: str | None = None) -> Iterator[str]:
     files = sorted(
         f
         for f in glob.glob(os.path.join(root, "**", "*.py"), recursive=True)
-        if "site-packages" not in f and "/test" not in f
+        if not _skipped(os.path.relpath(f, root))
     )
     seen = set()
     for path in files:

@@ -247,10 +247,10 @@ def default_text_encoder(data_dir: str | os.PathLike, layout: VocabLayout) -> Te
     return bpe.load_for(data_dir, layout).encode  # pragma: no cover - depends on the text builder
 
 
-def _common(data_dir, layout, sources, log, readers):
+def _common(data_dir, layout, sources, log, readers, fit_seconds):
     chosen = build.available(SOURCES, sources, log=log)
     names = [s.name for s in chosen]
-    return names, unitiser(data_dir, layout, names, log=log, **readers)
+    return names, unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
 
 
 def build_speech(
@@ -263,15 +263,19 @@ def build_speech(
     validation_fraction: float = 0.01,
     force: bool = False,
     offline: bool = False,
+    fit_seconds: float = FIT_SECONDS,
     progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
 ) -> dict:
-    """Write ``<data_dir>/speech``; returns its stats. ``readers`` replaces source readers
-    (``{"espeak": callable -> utterances}``, for tests). ``offline`` changes nothing here: every
-    source is local."""
+    """Write ``<data_dir>/speech``; returns its stats.
+
+    ``fit_seconds`` of audio fit the unitiser (:func:`unitiser`). ``readers`` replaces source
+    readers (``{"espeak": callable -> utterances}``, for tests). ``offline`` changes nothing
+    here: every source is local.
+    """
     readers = dict(readers or {})
-    names, units_of = _common(data_dir, layout, sources, log, readers)
+    names, units_of = _common(data_dir, layout, sources, log, readers, fit_seconds)
     key = build.build_key("speech", VERSION, {"sources": names}, units_of.fingerprint(), layout)
     documents = {n: speech_documents(n, units_of, layout, **readers) for n in names}
     return build.build_dataset(
@@ -294,6 +298,7 @@ def build_speech_text(
     order: str = "text_first",
     text_encoder: TextEncoder | None = None,
     text_encoder_name: str | None = None,
+    fit_seconds: float = FIT_SECONDS,
     progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
@@ -310,7 +315,7 @@ def build_speech_text(
     if text_encoder is None:
         text_encoder = default_text_encoder(data_dir, layout)
         text_encoder_name = text_encoder_name or "bpe"
-    names, units_of = _common(data_dir, layout, sources, log, readers)
+    names, units_of = _common(data_dir, layout, sources, log, readers, fit_seconds)
     config = {"sources": names, "order": order, "text_encoder": text_encoder_name}
     key = build.build_key("speech_text", VERSION, config, units_of.fingerprint(), layout)
     documents = {
