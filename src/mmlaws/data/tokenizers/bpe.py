@@ -165,13 +165,14 @@ class BPE:
         return [self._to_global(e.ids) for e in self._tok.encode_batch(list(texts))]
 
     def encode_stream(self, texts: Iterable[str], batch: int = 256):
-        """Yield :meth:`encode` of each text, lazily, ``batch`` texts at a time."""
-        chunk = []
+        """Yield :meth:`encode` of each text, lazily, in batches of 1, 2, 4 … up to ``batch``
+        texts (so a consumer that stops early has read few texts)."""
+        chunk, size = [], 1
         for text in texts:
             chunk.append(text)
-            if len(chunk) == batch:
+            if len(chunk) == size:
                 yield from self.encode_batch(chunk)
-                chunk = []
+                chunk, size = [], min(2 * size, batch)
         if chunk:
             yield from self.encode_batch(chunk)
 

