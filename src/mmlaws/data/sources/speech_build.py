@@ -25,8 +25,9 @@ Documents (global ids of the layout; ``T`` = units, 50 per second of audio):
   next word) then ``<speech>`` its units ``</speech>``, so the alignment is explicit (Tux Paint
   clips, which have no word timings, stay ``text_first``).
 
-The text part uses a text encoder: a callable from a string to BPE ids in ``[0, text_size)``
-(the text builder's BPE, :func:`default_text_encoder`), offset into the layout's text range.
+The text part uses a text encoder: a callable from a string to BPE ids in ``[0, text_size)``,
+offset into the layout's text range; by default the BPE shared with the Text, Code and
+Molecules builders (:func:`default_text_encoder`), so a text id means the same in every dataset.
 """
 
 from __future__ import annotations
@@ -234,23 +235,17 @@ def speech_text_documents(
 # -- the builders ------------------------------------------------------------------------------
 
 
-def default_text_encoder(data_dir: str | os.PathLike, layout: VocabLayout) -> TextEncoder:
-    """The text builder's BPE for ``layout`` (raises :class:`~mmlaws.data.build.SourceMissing`
-    naming what to run when it is not there)."""
-    try:
-        from mmlaws.data.tokenizers import bpe
-    except ImportError as e:
-        raise build.SourceMissing(
-            f"the text BPE tokenizer (mmlaws.data.tokenizers.bpe) is not available ({e}); "
-            "Speech-Text needs it for its transcripts"
-        ) from e
-    return bpe.load_for(data_dir, layout).encode  # pragma: no cover - depends on the text builder
+def default_text_encoder(
+    data_dir: str | os.PathLike, layout: VocabLayout, *, offline: bool = False
+) -> tuple[TextEncoder, str]:
+    """The shared text BPE of ``data_dir`` and ``layout`` (the one the Text, Code and Molecules
+    builders use, trained and cached by :func:`mmlaws.data.sources.text.shared_tokenizer`), as
+    ``(encoder to local ids, "bpe:<fingerprint>")``."""
+    from mmlaws.data.sources import text
 
-
-def _common(data_dir, layout, sources, log, readers, fit_seconds):
-    chosen = build.available(SOURCES, sources, log=log)
-    names = [s.name for s in chosen]
-    return names, unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
+    tok = text.shared_tokenizer(data_dir, layout, offline=offline)
+    encode = lambda s: np.asarray(tok.encode(s), np.int64) - layout.text_start
+    return encode, f"bpe:{tok.fingerprint}"
 
 
 def build_speech(
@@ -275,7 +270,8 @@ def build_speech(
     here: every source is local.
     """
     readers = dict(readers or {})
-    names, units_of = _common(data_dir, layout, sources, log, readers, fit_seconds)
+    names = [s.name for s in build.available(SOURCES, sources, log=log)]
+    units_of = unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
     key = build.build_key("speech", VERSION, {"sources": names}, units_of.fingerprint(), layout)
     documents = {n: speech_documents(n, units_of, layout, **readers) for n in names}
     return build.build_dataset(
@@ -305,17 +301,17 @@ def build_speech_text(
 ) -> dict:
     """Write ``<data_dir>/speech_text``; returns its stats.
 
-    ``text_encoder`` maps a string to BPE ids in ``[0, text_size)`` (default: the text
-    builder's BPE); ``text_encoder_name`` identifies it in the build key (give one with a custom
-    encoder, so that a different encoder rebuilds).
+    ``text_encoder`` maps a string to BPE ids in ``[0, text_size)`` (default: the shared BPE,
+    :func:`default_text_encoder`); ``text_encoder_name`` identifies it in the build key (give
+    one with a custom encoder, so that a different encoder rebuilds).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     readers = dict(readers or {})
+    names = [s.name for s in build.available(SOURCES, sources, log=log)]
     if text_encoder is None:
-        text_encoder = default_text_encoder(data_dir, layout)
-        text_encoder_name = text_encoder_name or "bpe"
-    names, units_of = _common(data_dir, layout, sources, log, readers, fit_seconds)
+        text_encoder, text_encoder_name = default_text_encoder(data_dir, layout, offline=offline)
+    units_of = unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
     config = {"sources": names, "order": order, "text_encoder": text_encoder_name}
     key = build.build_key("speech_text", VERSION, config, units_of.fingerprint(), layout)
     documents = {
