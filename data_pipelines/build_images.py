@@ -1,0 +1,27 @@
+"""Build the Images dataset: ``<image> codes </image>`` per image, codes from a learned quantiser.
+
+Sources (each optional; the pip-only path is digits, sklearn-photos and skimage-photos):
+scikit-learn digits and sample photos, scikit-image's bundled photos (random crops),
+Debian openclipart-png, tuxpaint-stamps-default and fonts-noto-color-emoji + unicode-data.
+Images are made square at ``--image_size`` px (a multiple of 8; 32 gives 16 codes, 18 tokens).
+The tokenizer (``--tokenizer kmeans``, the default, or ``vqvae``) is fitted on training images
+and cached under ``<data_dir>/tokenizers/``; see ``data_pipelines/README_images.md``.
+
+    python data_pipelines/build_images.py --data_dir data --layout SMALL --token_budget 2e6 \\
+        [--image_size 32] [--tokenizer kmeans] [--image_tokenizer FILE] [--fit_images 4000]
+"""
+
+import argparse
+import functools
+import sys
+
+from mmlaws.data import build
+from mmlaws.data.sources import image_build, images
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(add_help=False)
+    image_build.add_image_flags(parser)
+    args, rest = parser.parse_known_args(sys.argv[1:])
+    size = args.image_size
+    run = functools.partial(image_build.build_images, **image_build.image_flags(args))
+    build.main(run, images.image_sources(size), __doc__, rest)
