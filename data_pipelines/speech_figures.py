@@ -5,7 +5,8 @@
 Prints one JSON object:
 
 - ``units_per_second``: units per second of audio, for espeak passages and Tux Paint clips (50
-  by construction: ``N // 320`` units for ``N`` samples), and with run-length dedup;
+  by construction: ``N // 320`` units for ``N`` samples, so a document's last partial 20 ms frame
+  is dropped and the mean over short documents is a little under 50), and with run-length dedup;
 - ``espeak``: synthesis speed (seconds of audio per second of wall time, one core), alone and
   with MFCC + k-means units; seconds of audio per word;
 - ``available``: per source, documents, hours of audio and speech tokens at the chosen layout
@@ -56,10 +57,13 @@ def _espeak_figures(num: int, layout) -> tuple[dict, list, float]:
 def _rates(pairs) -> dict:
     seconds = sum(len(a) for a, _ in pairs) / speech.SAMPLE_RATE
     units = sum(len(u) for _, u in pairs)
+    whole = sum(len(a) // 320 for a, _ in pairs) * 0.02  # seconds in whole 20 ms frames
     dedup = sum(int(np.sum(np.diff(u) != 0)) + (len(u) > 0) for _, u in pairs)
     return {
         "units_per_s": round(units / seconds, 3),
+        "units_per_s_of_whole_frames": round(units / whole, 3),
         "dedup_units_per_s": round(dedup / seconds, 2),
+        "mean_document_s": round(seconds / len(pairs), 2),
     }
 
 
