@@ -307,3 +307,9 @@ def test_build_speech_text_orders(tmp_path, order):
     assert kinds[0] == first.get(order, Modality.TEXT)
     segments = (doc == TINY.speech_begin_id).sum()
     assert segments == 1 if order != "interleaved" else segments > 1
+
+
+def test_module_docstring_example():
+    import doctest
+
+    assert doctest.testmod(su, optionflags=doctest.ELLIPSIS).failed == 0
