@@ -12,9 +12,9 @@ Sources (each optional; a missing one is skipped with a message that names its p
   3 hours, mostly not English), decoded by ``soundfile``.
 
 Every waveform becomes units with one :class:`~mmlaws.data.tokenizers.speech_units.SpeechUnitiser`
-(MFCC + k-means with ``layout.speech_units`` clusters), fitted on the first ``FIT_SECONDS`` of the
-available sources and cached in ``<data_dir>/tokenizers/``; its fingerprint is part of each
-build key, so a new unitiser rebuilds the datasets.
+(MFCC + k-means with ``layout.speech_units`` clusters), fitted on the first
+:func:`default_fit_seconds` of the available sources and cached in ``<data_dir>/tokenizers/``;
+its fingerprint is part of each build key, so a new unitiser rebuilds the datasets.
 
 Documents (global ids of the layout; ``T`` = units, 50 per second of audio):
 
@@ -44,8 +44,10 @@ from mmlaws.data.tokenizers.speech_units import SpeechUnitiser, speech_document
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1
-FIT_SECONDS = 600.0  # audio used to fit the k-means units
-FIT_STEPS = 300
+FIT_SECONDS_PER_UNIT = 6.0  # audio that fits the k-means: 300 frames per unit...
+MIN_FIT_SECONDS = 600.0  # ...and at least 10 minutes (SMALL's 100 units: 600 s; PAPER's: 3.3 h)
+FIT_STEPS = 300  # mini-batch k-means steps of FIT_BATCH frames
+FIT_BATCH = 4096
 ORDERS = ("text_first", "speech_first", "interleaved")
 TextEncoder = Callable[[str], Sequence[int]]  # text -> BPE ids in [0, text_size)
 
@@ -115,6 +117,11 @@ def _waves(name: str, **readers) -> Iterator[np.ndarray]:
 # -- the unitiser ------------------------------------------------------------------------------
 
 
+def default_fit_seconds(layout: VocabLayout) -> float:
+    """Seconds of audio that fit the unitiser: ``max(600, 6 · speech_units)``."""
+    return max(MIN_FIT_SECONDS, FIT_SECONDS_PER_UNIT * layout.speech_units)
+
+
 def fit_waves(sources: Sequence[str], seconds: float, **readers) -> list[np.ndarray]:
     """The first ``seconds`` of audio, taken from the sources in turn (equal shares)."""
     waves, share = [], seconds / len(sources)
@@ -133,20 +140,24 @@ def unitiser(
     layout: VocabLayout,
     sources: Sequence[str],
     *,
-    seconds: float = FIT_SECONDS,
+    seconds: float | None = None,
     steps: int = FIT_STEPS,
     log: Callable[[str], None] = print,
     **readers,
 ) -> SpeechUnitiser:
-    """The speech unitiser for ``layout`` fitted on ``sources``, cached in
-    ``<data_dir>/tokenizers/speech_units-K<units>-<sources>-<seconds>s.npz``."""
+    """The speech unitiser for ``layout`` fitted on ``seconds`` of ``sources`` (default
+    :func:`default_fit_seconds`), cached in
+    ``<data_dir>/tokenizers/speech_units-K<units>-<sources>-<seconds>s-<steps>.npz``."""
+    seconds = default_fit_seconds(layout) if seconds is None else seconds
     name = f"speech_units-K{layout.speech_units}-{'+'.join(sources)}-{seconds:g}s-{steps}.npz"
     path = os.path.join(os.fspath(data_dir), "tokenizers", name)
     if os.path.exists(path):
         return SpeechUnitiser.load(path)
     log(f"fitting {layout.speech_units} speech units on {seconds:g} s of {'+'.join(sources)}")
     waves = fit_waves(sources, seconds, **readers)
-    fitted = SpeechUnitiser.fit(waves, num_units=layout.speech_units, seed=0, steps=steps)
+    fitted = SpeechUnitiser.fit(
+        waves, num_units=layout.speech_units, seed=0, steps=steps, batch_size=FIT_BATCH
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fitted.save(path)
     return fitted
@@ -258,7 +269,7 @@ def build_speech(
     validation_fraction: float = 0.01,
     force: bool = False,
     offline: bool = False,
-    fit_seconds: float = FIT_SECONDS,
+    fit_seconds: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
@@ -294,7 +305,7 @@ def build_speech_text(
     order: str = "text_first",
     text_encoder: TextEncoder | None = None,
     text_encoder_name: str | None = None,
-    fit_seconds: float = FIT_SECONDS,
+    fit_seconds: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
