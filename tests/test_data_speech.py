@@ -313,3 +313,21 @@ def test_module_docstring_example():
     import doctest
 
     assert doctest.testmod(su, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+@pytest.mark.skipif(
+    speech.ctypes.util.find_library("espeak-ng") is None,
+    reason="Debian's libespeak-ng1 is absent (apt-get install espeak-ng)",
+)
+def test_debian_library_stands_in_for_the_wheel():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['espeakng_loader'] = None\n"
+        "from mmlaws.data.sources import speech\n"
+        "u = speech.espeak().synthesize('Two words.', 'en-gb-scotland+m3')\n"
+        "print(speech._find_espeak()[1], len(u.words), u.seconds > 0.3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "2", "True"]
