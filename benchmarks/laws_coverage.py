@@ -1,10 +1,16 @@
-"""Coverage of bootstrap 95% intervals for alpha and beta at 1% noise (a study, not a test).
+"""Coverage of 95% intervals for the exponents at 1% noise (a study, not a test).
 
-For each replication: sample the paper's design (7 sizes × 5B/10B/100B) from a Table 1 law with
-1% multiplicative noise, fit Eq. 2 as Eq. 3, bootstrap it (resampling runs, and resampling
-residuals), and check whether each 95% percentile interval covers the true alpha and beta.
+For each replication: sample the paper's design (7 sizes × 5B/10B/100B) with 1% multiplicative
+noise from a known law, fit it, and check whether each 95% interval covers the true exponents:
+percentile bootstraps (resampling runs; resampling residuals) and the profile-likelihood
+interval (:mod:`mmlaws.laws.profile`).
+
+- uni-modal: a Table 1 law (``--law``), fitted as Eq. 3;
+- bi-modal (``--bimodal``): Speech|Text at 50/50 with known interaction terms
+  (C 0.4, A 30, α 0.25, B 2000, β 0.3) on top of the Table 1 laws, fitted as Eq. 4.
 
     python benchmarks/laws_coverage.py --law speech --replications 100 --samples 200
+    python benchmarks/laws_coverage.py --bimodal --replications 100 --samples 200
 """
 
 from __future__ import annotations
@@ -15,47 +21,85 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from mmlaws.laws import PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1, bootstrap_unimodal, fit_unimodal
+from mmlaws.laws import (
+    PAPER_DESIGN_D,
+    PAPER_DESIGN_N,
+    TABLE1,
+    Interaction,
+    bootstrap_bimodal,
+    bootstrap_unimodal,
+    fit_bimodal,
+    fit_unimodal,
+)
 from mmlaws.laws.jobs import GRIDS
+from mmlaws.laws.profile import profile_bimodal, profile_unimodal
+
+PAIR_TRUTH = Interaction(C=0.4, A=30.0, B=2000.0, alpha=0.25, beta=0.3)
+PAIR_GRID = {"C": (-0.5, 0.0, 0.5), "a": (0.0, 5.0, 10.0), "b": (5.0, 10.0, 15.0),
+             "alpha": (0.0, 0.5, 1.0), "beta": (0.0, 0.5, 1.0)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--law", default="speech", choices=sorted(TABLE1))
+    ap.add_argument("--bimodal", action="store_true")
     ap.add_argument("--replications", type=int, default=100)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--grid", default="coarse", choices=sorted(GRIDS))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    true = TABLE1[args.law]
     N, D = (a.ravel() for a in np.meshgrid(PAPER_DESIGN_N, PAPER_DESIGN_D))
     rng = np.random.default_rng(args.seed)
-    methods = ("runs", "residuals")
-    hits = {(m, p): 0 for m in methods for p in ("alpha", "beta")}
-    err = {"alpha": [], "beta": []}
+    if args.bimodal:
+        li, lj = TABLE1["speech"], TABLE1["text"]
+        truth = {"alpha": PAIR_TRUTH.alpha, "beta": PAIR_TRUTH.beta}
+        clean = 0.5 * (li.predict(N, D / 2) + lj.predict(N, D / 2)) + PAIR_TRUTH.value(N, D)
+        label = "bi-modal speech|text 50/50"
+    else:
+        true = TABLE1[args.law]
+        truth = {"alpha": true.alpha, "beta": true.beta}
+        clean = true.predict(N, D)
+        label = f"uni-modal {args.law}"
+    kinds = ("bootstrap over runs", "bootstrap over residuals", "profile likelihood")
+    hits = {(k, p): 0 for k in kinds for p in truth}
+    width = {(k, p): [] for k in kinds for p in truth}
+    err = {p: [] for p in truth}
     t0 = time.perf_counter()
     for r in tqdm(range(args.replications), desc="replications"):
-        loss = true.predict(N, D) * np.exp(rng.normal(0, args.noise, N.shape))
-        fit = fit_unimodal(N, D, loss, grid=GRIDS[args.grid])
-        for p in err:
-            err[p].append(getattr(fit, p) - getattr(true, p))
-        for m in methods:
-            ci = bootstrap_unimodal(N, D, loss, fit, num_samples=args.samples, method=m,
-                                    seed=r).interval(0.95)
-            for p in ("alpha", "beta"):
-                hits[(m, p)] += ci[p][0] <= getattr(true, p) <= ci[p][1]
+        loss = clean * np.exp(rng.normal(0, args.noise, N.shape))
+        if args.bimodal:
+            fit = fit_bimodal(N, D / 2, D / 2, loss, li, lj, grid=PAIR_GRID)
+            est = {p: getattr(fit.interaction, p) for p in truth}
+            boot = lambda m, fit=fit, loss=loss, r=r: bootstrap_bimodal(
+                N, D / 2, D / 2, loss, fit, num_samples=args.samples, method=m, seed=r)
+            prof = profile_bimodal(N, D / 2, D / 2, loss, fit)
+        else:
+            fit = fit_unimodal(N, D, loss, grid=GRIDS[args.grid])
+            est = {p: getattr(fit, p) for p in truth}
+            boot = lambda m, fit=fit, loss=loss, r=r: bootstrap_unimodal(
+                N, D, loss, fit, num_samples=args.samples, method=m, seed=r)
+            prof = profile_unimodal(N, D, loss, fit)
+        intervals = {kinds[0]: boot("runs").interval(0.95),
+                     kinds[1]: boot("residuals").interval(0.95),
+                     kinds[2]: {p: (prof[p].lower, prof[p].upper) for p in truth}}
+        for p, v in truth.items():
+            err[p].append(est[p] - v)
+            for k in kinds:
+                lo, hi = intervals[k][p]
+                hits[(k, p)] += lo <= v <= hi
+                width[(k, p)].append(hi - lo)
     R = args.replications
-    print(f"law {args.law}, noise {args.noise:.1%}, {R} replications, {args.samples} bootstrap "
-          f"samples, grid {args.grid}, {time.perf_counter() - t0:.0f} s")
-    for p in err:
+    print(f"{label}, noise {args.noise:.1%}, {R} replications, {args.samples} bootstrap samples, "
+          f"{time.perf_counter() - t0:.0f} s")
+    for p in truth:
         e = np.abs(err[p])
         print(f"  |{p} error|: median {np.median(e):.4f}, "
               f"90th percentile {np.percentile(e, 90):.4f}")
-    for (m, p), h in hits.items():
+    for (k, p), h in hits.items():
         flag = "" if h / R >= 0.9 else "  (below 90%)"
-        print(f"  coverage of true {p:5s} by 95% interval, bootstrap over {m:9s}: "
-              f"{h / R:.0%}{flag}")
+        print(f"  coverage of true {p:5s} by 95% {k:24s}: {h / R:4.0%}  "
+              f"(median width {np.median(width[(k, p)]):.3f}){flag}")
 
 
 if __name__ == "__main__":

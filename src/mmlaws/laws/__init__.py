@@ -25,6 +25,7 @@ from mmlaws.laws.optimal import (
     compute_optimal,
     is_synergistic,
 )
+from mmlaws.laws.profile import ProfileInterval, profile_bimodal, profile_unimodal
 from mmlaws.laws.published import PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1, TABLE3
 from mmlaws.laws.records import RunLogWriter, RunRecord, RunTable, read_csv, read_run, read_runs
 from mmlaws.laws.solver import MultiStartResult, minimize_multistart
@@ -52,6 +53,7 @@ __all__ = [
     "NModalLaw",
     "PAPER_DESIGN_D",
     "PAPER_DESIGN_N",
+    "ProfileInterval",
     "RunLogWriter",
     "RunRecord",
     "RunTable",
@@ -73,6 +75,8 @@ __all__ = [
     "membership",
     "minimize_multistart",
     "normalise_shares",
+    "profile_bimodal",
+    "profile_unimodal",
     "read_csv",
     "read_run",
     "read_runs",
