@@ -190,6 +190,12 @@ class Espeak:
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: the library holds it
         lib.espeak_SetSynthCallback(self._callback)
 
+    def _seed(self, seed: int) -> None:
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
+        else:
+            ctypes.CDLL(None).srand(ctypes.c_uint(seed))
+
     def _on_audio(self, wav, num_samples, events) -> int:
         if num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
@@ -202,9 +208,15 @@ class Espeak:
         return 0  # go on
 
     def synthesize(
-        self, text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50
+        self, text: str, voice: str = "en-us", *, rate: int = 175, pitch: int = 50, seed: int = 0
     ) -> Utterance:
         """Speak ``text``: ``rate`` in words per minute (80–450), ``pitch`` 0–100.
+
+        ``seed`` seeds espeak-ng's noise source (``espeak_ng_SetRandSeed`` where the library has
+        it, else libc's ``srand``, which Debian's 1.51 uses), so the same text, voice and seed
+        give the same samples in any fresh process. Within a process, the voices' pitch flutter
+        keeps its phase from one utterance to the next (a library static that
+        ``espeak_Terminate`` does not reset), so a repeat may differ by a few milliseconds.
 
         Word events are espeak's own: ``text_position`` (1-based characters) and the sample at
         which the word starts; both are turned into 0-based character spans of ``text`` and
@@ -215,6 +227,7 @@ class Espeak:
             raise ValueError(f"espeak-ng has no voice {voice!r}")
         lib.espeak_SetParameter(_RATE, int(rate), 0)
         lib.espeak_SetParameter(_PITCH, int(pitch), 0)
+        self._seed(seed)
         self._chunks, self._events = [], []
         data = text.encode("utf-8") + b"\0"
         err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

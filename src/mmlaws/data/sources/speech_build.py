@@ -99,7 +99,7 @@ def espeak_utterances(passages: Sequence[str] | None = None) -> Iterator[speech.
 
 def _voice(i: int) -> dict:
     voice, rate, pitch = speech.voice_for(0, i)
-    return {"voice": voice, "rate": rate, "pitch": pitch}
+    return {"voice": voice, "rate": rate, "pitch": pitch, "seed": i}
 
 
 def tuxpaint_utterances(root: str = speech.TUXPAINT_ROOT) -> Iterator[tuple[str, np.ndarray]]:
@@ -147,20 +147,37 @@ def unitiser(
 ) -> SpeechUnitiser:
     """The speech unitiser for ``layout`` fitted on ``seconds`` of ``sources`` (default
     :func:`default_fit_seconds`), cached in
-    ``<data_dir>/tokenizers/speech_units-K<units>-<sources>-<seconds>s-<steps>.npz``."""
+    ``<data_dir>/tokenizers/speech_units-K<units>-<sources>-<seconds>s-<steps>.npz``.
+
+    The fit runs in a child process: espeak-ng's voices keep a pitch-flutter phase across
+    utterances (a static of the library that ``espeak_Terminate`` does not reset), so an
+    utterance's audio depends by a few milliseconds on what the process spoke before. Fitting
+    elsewhere keeps a build's documents the same whether or not the unitiser was cached: the
+    builders are reproducible from a fresh process.
+    """
     seconds = default_fit_seconds(layout) if seconds is None else seconds
     name = f"speech_units-K{layout.speech_units}-{'+'.join(sources)}-{seconds:g}s-{steps}.npz"
     path = os.path.join(os.fspath(data_dir), "tokenizers", name)
     if os.path.exists(path):
         return SpeechUnitiser.load(path)
     log(f"fitting {layout.speech_units} speech units on {seconds:g} s of {'+'.join(sources)}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if readers:  # injected readers (tests) may not pickle: fit here
+        _fit_and_save(path, layout.speech_units, sources, seconds, steps, **readers)
+    else:  # a fresh process, so that this one's espeak-ng state is as if the cache were there
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            pool.apply(_fit_and_save, (path, layout.speech_units, tuple(sources), seconds, steps))
+    return SpeechUnitiser.load(path)
+
+
+def _fit_and_save(path, num_units, sources, seconds, steps, **readers) -> None:
     waves = fit_waves(sources, seconds, **readers)
     fitted = SpeechUnitiser.fit(
-        waves, num_units=layout.speech_units, seed=0, steps=steps, batch_size=FIT_BATCH
+        waves, num_units=num_units, seed=0, steps=steps, batch_size=FIT_BATCH
     )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     fitted.save(path)
-    return fitted
 
 
 # -- documents ---------------------------------------------------------------------------------
