@@ -387,7 +387,11 @@ def vqvae_loss(params, module, images, beta: float = 0.25):
 
 
 def make_train_step(module, optimizer, beta: float = 0.25):
-    """A jitted ``step(params, opt_state, images) -> (params, opt_state, loss, aux)``."""
+    """A jitted ``step(params, opt_state, images) -> (params, opt_state, loss, aux)``.
+
+    ``loss`` is the loss before the update; ``aux`` holds :func:`vqvae_loss`'s parts and the
+    gradients' global norm (``grad_norm``).
+    """
     import jax
     import optax
 
@@ -397,6 +401,7 @@ def make_train_step(module, optimizer, beta: float = 0.25):
             params, module, images, beta
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
+        aux = dict(aux, grad_norm=optax.tree.norm(grads))
         return optax.apply_updates(params, updates), opt_state, loss, aux
 
     return step
@@ -446,6 +451,32 @@ class VQVAETokenizer(ImageTokenizer):
         return cls(traverse_util.unflatten_dict(arrays, sep="/"), config)
 
 
+def init_params(shapes, codebook_size: int, seed: int) -> dict:
+    """Seeded numpy initial values for a tree of ``jax.ShapeDtypeStruct`` (from ``eval_shape``).
+
+    Kernels ``[..., fan_in_channels, out]``: LeCun normal (std ``1/sqrt(fan_in)``, flax's
+    default); biases: zeros; the codebook: uniform in ``±1/K`` (re-seeded from encoder outputs
+    before training). Drawn in numpy because compiling jax's random initialisers takes tens of
+    seconds on a small CPU, far longer than the few milliseconds the draws need.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng((seed, 7))
+
+    def draw(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if name.endswith("['codebook']"):
+            value = rng.uniform(-1.0 / codebook_size, 1.0 / codebook_size, leaf.shape)
+        elif name.endswith("['kernel']"):
+            value = rng.normal(0.0, 1.0 / math.sqrt(math.prod(leaf.shape[:-1])), leaf.shape)
+        else:
+            value = np.zeros(leaf.shape)
+        return jnp.asarray(value, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 @dataclasses.dataclass(frozen=True)
 class VQVAETrainer:
     """Trains a small VQ-VAE (see the module docstring) with optax Adam.
@@ -479,7 +510,8 @@ class VQVAETrainer:
 
         module = _vqvae_module(self.features, self.latent_dim, self.codebook_size)
         dummy = jnp.zeros((1, *image_shape, 3), jnp.float32)
-        return module, module.init(jax.random.PRNGKey(self.seed), dummy)["params"]
+        shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), dummy)["params"]
+        return module, init_params(shapes, self.codebook_size, self.seed)
 
     def fit(self, images) -> VQVAETokenizer:
         """Train on uint8 images ``[B, H, W, 3]``; the returned config records the loss curve."""
