@@ -3,14 +3,22 @@
 Sources: espeak-ng speaking the standard library's docstring prose (``espeakng-loader`` wheel
 or Debian ``espeak-ng``) and Tux Paint's recorded stamp descriptions (Debian
 ``tuxpaint-stamps-default`` read with ``soundfile``). Units: MFCC + k-means
-(:mod:`mmlaws.data.tokenizers.speech_units`), ``layout.speech_units`` clusters, 50 per second.
-See ``data_pipelines/README_speech.md``.
+(:mod:`mmlaws.data.tokenizers.speech_units`), ``layout.speech_units`` clusters, 50 per second;
+``--dedup`` collapses runs of equal units. See ``data_pipelines/README_speech.md``.
 
-    python data_pipelines/build_speech.py --data_dir data --layout SMALL --token_budget 2e6
+    python data_pipelines/build_speech.py --data_dir data --layout SMALL --token_budget 5e5
 """
+
+import argparse
+import functools
+import sys
 
 from mmlaws.data import build
 from mmlaws.data.sources import speech_build
 
 if __name__ == "__main__":
-    build.main(speech_build.build_speech, speech_build.SOURCES, __doc__)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--dedup", action="store_true")
+    args, rest = parser.parse_known_args(sys.argv[1:])
+    run = functools.partial(speech_build.build_speech, dedup=args.dedup)
+    build.main(run, speech_build.SOURCES, __doc__, rest)

@@ -288,6 +288,10 @@ def test_build_speech_at_a_tiny_budget(tmp_path, capsys):
     assert os.listdir(tmp_path / "tokenizers")  # the cached unitiser
     speech_build.build_speech(**kwargs)
     assert "up to date" in capsys.readouterr().out
+    dedup = speech_build.build_speech(**{**kwargs, "data_dir": tmp_path / "d"}, dedup=True)
+    assert dedup["build"]["key"]["config"]["dedup"] is True
+    doc = shards.ShardSource(tmp_path / "d", "speech", "train")[0]
+    assert len(doc) > 3 and (np.diff(doc[1:-1]) != 0).all()
 
 
 @needs_espeak

@@ -40,7 +40,7 @@ import numpy as np
 
 from mmlaws.data import build
 from mmlaws.data.sources import speech
-from mmlaws.data.tokenizers.speech_units import SpeechUnitiser, speech_document
+from mmlaws.data.tokenizers.speech_units import SpeechUnitiser, dedup_runs, speech_document
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1
@@ -206,11 +206,13 @@ def interleaved(
     layout: VocabLayout,
     encoder: TextEncoder,
     hop: int = 320,
+    dedup: bool = False,
 ) -> np.ndarray:
     """Per word: its text, then ``<speech>`` the units of its frames ``</speech>``.
 
-    ``units [T]`` are the utterance's frames at ``hop`` samples each; a word whose audio covers
-    no whole frame gets no speech segment. The last word takes the remaining frames.
+    ``units [T]`` are the utterance's frames at ``hop`` samples each (not deduplicated); a word
+    whose audio covers no whole frame gets no speech segment. The last word takes the remaining
+    frames. ``dedup`` collapses runs within each word's segment.
     """
     parts = []
     words = pieces(utterance)
@@ -218,7 +220,8 @@ def interleaved(
         parts.append(text_ids(encoder, text, layout))
         lo, hi = start // hop, (len(units) if i + 1 == len(words) else end // hop)
         if hi > lo:
-            parts.append(speech_document(units[lo:hi], layout))
+            segment = dedup_runs(units[lo:hi]) if dedup else units[lo:hi]
+            parts.append(speech_document(segment, layout))
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
@@ -230,10 +233,12 @@ def pair(
     return np.concatenate([s, t] if order == "speech_first" else [t, s])
 
 
-def speech_documents(name: str, units_of: SpeechUnitiser, layout: VocabLayout, **readers):
-    """Speech documents of one source, lazily."""
+def speech_documents(
+    name: str, units_of: SpeechUnitiser, layout: VocabLayout, dedup: bool = False, **readers
+):
+    """Speech documents of one source, lazily (``dedup``: collapse runs of equal units)."""
     for wave in _waves(name, **readers):
-        yield units_of.document(wave, layout)
+        yield units_of.document(wave, layout, dedup=dedup)
 
 
 def speech_text_documents(
@@ -242,22 +247,23 @@ def speech_text_documents(
     layout: VocabLayout,
     encoder: TextEncoder,
     order: str = "text_first",
+    dedup: bool = False,
     **readers,
 ):
-    """Speech-Text documents of one source, lazily (see the module docstring for ``order``)."""
+    """Speech-Text documents of one source, lazily (see the module docstring for ``order``;
+    ``dedup``: collapse runs of equal units)."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if name == "espeak":
         for u in readers.get("espeak", espeak_utterances)():
-            units = units_of.encode(u.audio)
             if order == "interleaved":
-                yield interleaved(u, units, layout, encoder)
+                yield interleaved(u, units_of.encode(u.audio), layout, encoder, dedup=dedup)
             else:
-                yield pair(u.text, units, layout, encoder, order)
+                yield pair(u.text, units_of.encode(u.audio, dedup=dedup), layout, encoder, order)
     else:
         for text, audio in readers.get("tuxpaint", tuxpaint_utterances)():
             fallback = "text_first" if order == "interleaved" else order
-            yield pair(text, units_of.encode(audio), layout, encoder, fallback)
+            yield pair(text, units_of.encode(audio, dedup=dedup), layout, encoder, fallback)
 
 
 # -- the builders ------------------------------------------------------------------------------
@@ -287,21 +293,24 @@ def build_speech(
     force: bool = False,
     offline: bool = False,
     fit_seconds: float | None = None,
+    dedup: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
 ) -> dict:
     """Write ``<data_dir>/speech``; returns its stats.
 
-    ``fit_seconds`` of audio fit the unitiser (:func:`unitiser`). ``readers`` replaces source
+    ``fit_seconds`` of audio fit the unitiser (:func:`unitiser`); ``dedup`` collapses runs of
+    equal units (off: 50 units per second). ``readers`` replaces source
     readers (``{"espeak": callable -> utterances}``, for tests). ``offline`` changes nothing
     here: every source is local.
     """
     readers = dict(readers or {})
     names = [s.name for s in build.available(SOURCES, sources, log=log)]
     units_of = unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
-    key = build.build_key("speech", VERSION, {"sources": names}, units_of.fingerprint(), layout)
-    documents = {n: speech_documents(n, units_of, layout, **readers) for n in names}
+    config = {"sources": names, "dedup": dedup}
+    key = build.build_key("speech", VERSION, config, units_of.fingerprint(), layout)
+    documents = {n: speech_documents(n, units_of, layout, dedup, **readers) for n in names}
     return build.build_dataset(
         data_dir, "speech", documents, layout=layout, modalities=["speech"], key=key,
         token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
@@ -323,6 +332,7 @@ def build_speech_text(
     text_encoder: TextEncoder | None = None,
     text_encoder_name: str | None = None,
     fit_seconds: float | None = None,
+    dedup: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
@@ -331,7 +341,8 @@ def build_speech_text(
 
     ``text_encoder`` maps a string to BPE ids in ``[0, text_size)`` (default: the shared BPE,
     :func:`default_text_encoder`); ``text_encoder_name`` identifies it in the build key (give
-    one with a custom encoder, so that a different encoder rebuilds).
+    one with a custom encoder, so that a different encoder rebuilds). ``dedup`` collapses runs
+    of equal units (per word when ``interleaved``).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
@@ -340,10 +351,11 @@ def build_speech_text(
     if text_encoder is None:
         text_encoder, text_encoder_name = default_text_encoder(data_dir, layout, offline=offline)
     units_of = unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
-    config = {"sources": names, "order": order, "text_encoder": text_encoder_name}
+    config = {"sources": names, "order": order, "text_encoder": text_encoder_name, "dedup": dedup}
     key = build.build_key("speech_text", VERSION, config, units_of.fingerprint(), layout)
     documents = {
-        n: speech_text_documents(n, units_of, layout, text_encoder, order, **readers) for n in names
+        n: speech_text_documents(n, units_of, layout, text_encoder, order, dedup, **readers)
+        for n in names
     }
     return build.build_dataset(
         data_dir, "speech_text", documents, layout=layout, modalities=["text", "speech"], key=key,
