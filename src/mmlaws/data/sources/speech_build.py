@@ -32,6 +32,7 @@ Molecules builders (:func:`default_text_encoder`), so a text id means the same i
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,7 +44,7 @@ from mmlaws.data.sources import speech
 from mmlaws.data.tokenizers.speech_units import SpeechUnitiser, dedup_runs, speech_document
 from mmlaws.data.vocab import VocabLayout
 
-VERSION = 1
+VERSION = 2  # 2: Tux Paint clips in hashed order; seeded espeak noise
 FIT_SECONDS_PER_UNIT = 6.0  # audio that fits the k-means: 300 frames per unit...
 MIN_FIT_SECONDS = 600.0  # ...and at least 10 minutes (SMALL's 100 units: 600 s; PAPER's: 3.3 h)
 FIT_STEPS = 300  # mini-batch k-means steps of FIT_BATCH frames
@@ -103,8 +104,11 @@ def _voice(i: int) -> dict:
 
 
 def tuxpaint_utterances(root: str = speech.TUXPAINT_ROOT) -> Iterator[tuple[str, np.ndarray]]:
-    """``(transcript, audio [N] at 16 kHz)`` per Tux Paint clip, in path order."""
-    for clip in speech.tuxpaint_clips(root):
+    """``(transcript, audio [N] at 16 kHz)`` per Tux Paint clip, in the order of a hash of each
+    clip's path under ``root``, so that any prefix (what a budget keeps) spreads over the stamp
+    folders and languages."""
+    key = lambda c: hashlib.blake2b(os.path.relpath(c.path, root).encode(), digest_size=8).digest()
+    for clip in sorted(speech.tuxpaint_clips(root), key=key):
         yield clip.transcript, speech.read_audio(clip.path)
 
 
