@@ -4,8 +4,8 @@ Documents are ``caption <image> codes </image>`` (``--order text_first``, the de
 ``<image> codes </image> caption`` (``--order image_first``). Sources (each optional; the
 pip-only path is digits): scikit-learn digits ("the digit 7"), Debian tuxpaint-stamps-default
 (the first line of each stamp's caption file), fonts-noto-color-emoji + unicode-data (emoji
-names). Captions use the text builder's BPE (``<data_dir>/tokenizers/bpe.json``, or ``--bpe``:
-build the text dataset first); images use the same cached image tokenizer as
+names). Captions use the BPE the text builders share (trained on first use and cached under
+``<data_dir>/tokenizers/``; ``--bpe FILE`` for another); images use the same image tokenizer as
 ``build_images.py``. See ``data_pipelines/README_images.md``.
 
     python data_pipelines/build_image_text.py --data_dir data --layout SMALL --token_budget 2e6 \\
@@ -23,7 +23,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)
     image_build.add_image_flags(parser)
     parser.add_argument("--order", choices=image_build.ORDERS, default="text_first")
-    parser.add_argument("--bpe", default=None, help="the text BPE file (default: the text's)")
+    parser.add_argument(
+        "--bpe", default=None, help="a BPE file (default: the text builders' shared BPE)"
+    )
     args, rest = parser.parse_known_args(sys.argv[1:])
     run = functools.partial(
         image_build.build_image_text,

@@ -234,4 +234,6 @@ def test_build_image_text_with_a_stand_in_encoder(tmp_path):
         TINY.check(doc[:n], Modality.TEXT)
         assert doc[n] == TINY.image_begin_id and doc[-1] == TINY.image_end_id
     with pytest.raises(build.SourceMissing, match="bpe.json"):
-        image_build.build_image_text(data_dir=tmp_path / "empty", layout=TINY, sources=["digits"])
+        image_build.build_image_text(
+            data_dir=tmp_path, layout=TINY, sources=["digits"], bpe_path=tmp_path / "bpe.json"
+        )

@@ -13,7 +13,8 @@ Documents (``size`` = 32: 16 codes, 18 tokens per image):
 - **image_text**: ``caption <image> codes </image>`` (``order="text_first"``, the default) or
   ``<image> codes </image> caption`` (``"image_first"``). The caption's ids come from
   ``text_encoder`` (anything with ``encode(str) -> global text ids`` and a ``fingerprint``),
-  by default the text builder's BPE at ``<data_dir>/tokenizers/bpe.json``.
+  by default the BPE that the text builders share (trained on first use, cached under
+  ``<data_dir>/tokenizers/``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1
 ORDERS = ("text_first", "image_first")
-BPE_FILE = os.path.join("tokenizers", "bpe.json")
-BPE_HINT = "build the text dataset first (python data_pipelines/build_text.py --data_dir DIR)"
+BPE_HINT = "pass a BPE file written by mmlaws.data.tokenizers.bpe, or omit it to use the text's"
 
 
 def tokens_per_image(size: int) -> int:
@@ -155,14 +155,18 @@ def fingerprint_of(encoder) -> str:
     return str(fp) if fp is not None else type(encoder).__name__
 
 
-def load_bpe(data_dir: str | os.PathLike, layout: VocabLayout, path=None):
-    """The text builder's BPE (``<data_dir>/tokenizers/bpe.json``, or ``path``)."""
-    path = os.fspath(path) if path is not None else os.path.join(os.fspath(data_dir), BPE_FILE)
-    if not os.path.isfile(path):
-        raise build.SourceMissing(f"text tokenizer {path} not found: {BPE_HINT}")
-    from mmlaws.data.tokenizers.bpe import BPE
+def load_bpe(data_dir: str | os.PathLike, layout: VocabLayout, path=None, offline=False):
+    """The text BPE: the file ``path`` when given, else the one the text builders share
+    (:func:`mmlaws.data.sources.text.shared_tokenizer`: trained on first use, then cached)."""
+    if path is not None:
+        if not os.path.isfile(path):
+            raise build.SourceMissing(f"text tokenizer {path} not found: {BPE_HINT}")
+        from mmlaws.data.tokenizers.bpe import BPE
 
-    return BPE.load(path, layout)
+        return BPE.load(path, layout)
+    from mmlaws.data.sources import text
+
+    return text.shared_tokenizer(data_dir, layout, offline=offline)
 
 
 def build_images(
@@ -181,6 +185,7 @@ def build_images(
     tokenizer_options: dict | None = None,
     name: str = "images",
     progress: bool = True,
+    offline: bool = False,
 ) -> dict:
     """Write the ``images`` dataset (``<image> codes </image>`` documents); returns its stats."""
     found = build.available(image_sources.image_sources(size, seed), sources)
@@ -218,17 +223,19 @@ def build_image_text(
     order: str = "text_first",
     name: str = "image_text",
     progress: bool = True,
+    offline: bool = False,
 ) -> dict:
     """Write the ``image_text`` dataset (caption and image per document); returns its stats.
 
     The image tokenizer is the one :func:`build_images` uses with its default sources (every
-    available image source), fitted here if absent. ``text_encoder``: defaults to the BPE.
+    available image source), fitted here if absent. ``text_encoder``: defaults to the text
+    builders' shared BPE (``bpe_path``: a BPE file instead). ``offline``: download nothing.
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     found = build.available(image_sources.image_text_sources(size), sources)
     if text_encoder is None:
-        text_encoder = load_bpe(data_dir, layout, bpe_path)
+        text_encoder = load_bpe(data_dir, layout, bpe_path, offline)
     tok = image_tokenizer(
         data_dir, layout, size=size, kind=tokenizer, seed=seed,
         validation_fraction=validation_fraction, fit_images=fit_images,

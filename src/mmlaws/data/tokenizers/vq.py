@@ -493,7 +493,7 @@ class VQVAETrainer:
     """
 
     codebook_size: int
-    features: int = 64
+    features: int = 32
     latent_dim: int = 32
     steps: int = 1500
     batch_size: int = 64
