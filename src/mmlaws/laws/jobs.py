@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -20,9 +21,10 @@ from tqdm import tqdm
 from mmlaws.errors import ConfigError
 from mmlaws.laws import fit as fitting
 from mmlaws.laws import plots, published
-from mmlaws.laws.optimal import chinchilla_optimal
+from mmlaws.laws.forms import Interaction
+from mmlaws.laws.optimal import chinchilla_optimal, compute_optimal
 from mmlaws.laws.records import RunTable, read_runs
-from mmlaws.laws.uncertainty import bootstrap_unimodal
+from mmlaws.laws.uncertainty import bootstrap_bimodal, bootstrap_unimodal
 
 GRIDS = {
     "hoffmann": fitting.HOFFMANN_GRID,
@@ -65,17 +67,58 @@ def fit_runs(
     out = _out(output_dir)
     if drop_highest_losses:
         table = table.take(np.sort(np.argsort(table.loss, kind="stable")[:-drop_highest_losses]))
-    results = {}
+    results, laws = {}, {}
     singles = [d for d in table.dataset_sets() if len(d) == 1]
     for ds in tqdm(singles, desc="fitting laws", unit="law"):
-        results[ds[0]] = _fit_one(table.select(ds), ds[0], delta, grid, bootstrap_samples, out)
+        results[ds[0]], laws[ds[0]] = _fit_one(table.select(ds), ds[0], delta, grid,
+                                               bootstrap_samples, out)
+    pairs = [d for d in table.dataset_sets() if len(d) == 2 and all(k in laws for k in d)]
+    for ds in tqdm(pairs, desc="fitting pairs", unit="pair"):
+        results["|".join(ds)] = _fit_pair(table.select(ds), ds, laws, delta, bootstrap_samples)
     (out / "fits.json").write_text(json.dumps(results, indent=2))
-    print(f"mmlaws: fitted {len(results)} law(s) on {len(table)} runs; wrote {out}/fits.json "
-          f"and {len(results)} plot(s) under {out}/")
+    print(f"mmlaws: fitted {len(laws)} uni-modal and {len(pairs)} bi-modal law(s) on "
+          f"{len(table)} runs; wrote {out}/fits.json and {len(laws)} plot(s) under {out}/")
     return results
 
 
-def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out) -> dict:
+def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, delta, bootstrap_samples) -> dict:
+    """Eq. 4 on a pair's runs (tokens per dataset from the run records), with Eq. 6's optimum."""
+    t0 = time.perf_counter()
+    i, j = pair
+    D_i = np.array([t.get(i, 0.0) for t in runs.tokens])
+    D_j = np.array([t.get(j, 0.0) for t in runs.tokens])
+    fit = fitting.fit_bimodal(runs.N, D_i, D_j, runs.loss, laws[i], laws[j], huber_delta=delta,
+                              names=pair)
+    best = _optimum(fit.interaction)
+    entry = {**dataclasses.asdict(fit.interaction), "objective": fit.objective,
+             "num_runs": len(runs), "num_starts": fit.info.num_starts,
+             "num_converged": fit.info.num_converged,
+             "on_grid_boundary": list(fit.info.on_boundary), "huber_delta": delta,
+             "compute_optimal": dataclasses.asdict(best) if best else None,
+             "fit_seconds": round(time.perf_counter() - t0, 2)}
+    if bootstrap_samples:
+        bs = bootstrap_bimodal(runs.N, D_i, D_j, runs.loss, fit, num_samples=bootstrap_samples,
+                               huber_delta=delta)
+        for q in ("N", "D", "compute"):
+            bs = bs.derive(f"{q}*", lambda q=q, **p: np.array(
+                [getattr(_optimum(Interaction(**{k: p[k][r] for k in _INTER})), q, np.inf)
+                 for r in range(len(p["C"]))]))
+        entry["interval95"] = bs.interval(0.95)
+        entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
+    return entry
+
+
+_INTER = ("C", "A", "B", "alpha", "beta")
+
+
+def _optimum(term: Interaction):
+    """Eq. 6's optimum, or None where the pair never turns synergistic (C ≤ 0); a bootstrap
+    replicate without one counts as N* = D* = ∞."""
+    return compute_optimal(term) if term.C > 0 and term.alpha > 0 and term.beta > 0 else None
+
+
+def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out):
+    """Eq. 2 on one dataset's runs: (its fits.json entry, the fitted law); writes its plot."""
     t0 = time.perf_counter()
     fit = fitting.fit_unimodal(runs.N, runs.D, runs.loss, huber_delta=delta, grid=grid)
     entry = {**fit.as_dict(), "objective": fit.objective, "num_runs": len(runs),
@@ -88,7 +131,7 @@ def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out) -> 
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
     plots.plot_unimodal_fit(runs.N, runs.D, runs.loss, fit, out / f"fit_{name}.png", name)
-    return entry
+    return entry, fit.law()
 
 
 def reproduce_paper(
@@ -114,7 +157,7 @@ def reproduce_paper(
         rows += [(name, n, d, x) for n, d, x in zip(N, D, loss, strict=True)]
         report[name] = {"published": true.as_dict(),
                         **_fit_one(_runs(N, D, loss, name), name, delta, grid,
-                                   bootstrap_samples, out)}
+                                   bootstrap_samples, out)[0]}
     _write_csv(out / "synthetic_runs.csv", rows)
     plots.plot_frontiers({k: published.TABLE1[k] for k in names}, out / "frontiers.png")
     report["table3_cm3_vs_causal"] = _table3()
