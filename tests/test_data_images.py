@@ -171,9 +171,13 @@ def test_missing_debian_source_names_the_package(monkeypatch, tmp_path):
         build.available(si.image_sources(16), ["openclipart"])
     with pytest.raises(build.SourceMissing, match="tuxpaint-stamps-default"):
         image_build.build_images(data_dir=tmp_path, layout=TINY, sources=["tuxpaint"], size=16)
-    logged = []
-    found = build.available(si.image_sources(16), ["digits", "openclipart"], log=logged.append)
-    assert [s.name for s in found] == ["digits"] and "openclipart-png" in logged[0]
+    for name in ("font.ttf", "emoji-test.txt"):  # the probe only looks for the files
+        (tmp_path / name).touch()
+    monkeypatch.setattr(si, "EMOJI_FONT", str(tmp_path / "font.ttf"))
+    monkeypatch.setattr(si, "EMOJI_TEST", str(tmp_path / "emoji-test.txt"))
+    logged = []  # a missing optional source is skipped, with the same notice
+    found = build.available(si.image_sources(16), ["tuxpaint", "emoji"], log=logged.append)
+    assert "tuxpaint-stamps-default" in logged[0] and [s.name for s in found] == ["emoji"]
 
 
 class ByteStandIn:
