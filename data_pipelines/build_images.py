@@ -8,7 +8,8 @@ The tokenizer (``--tokenizer kmeans``, the default, or ``vqvae``) is fitted on t
 and cached under ``<data_dir>/tokenizers/``; see ``data_pipelines/README_images.md``.
 
     python data_pipelines/build_images.py --data_dir data --layout SMALL --token_budget 2e6 \\
-        [--image_size 32] [--tokenizer kmeans] [--image_tokenizer FILE] [--fit_images 4000]
+        [--image_size 32] [--tokenizer kmeans] [--image_tokenizer FILE] [--fit_images 4000] \\
+        [--crops_per_photo 500,100]
 """
 
 import argparse
@@ -21,7 +22,8 @@ from mmlaws.data.sources import image_build, images
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)
     image_build.add_image_flags(parser)
+    image_build.add_crop_flag(parser)
     args, rest = parser.parse_known_args(sys.argv[1:])
-    size = args.image_size
-    run = functools.partial(image_build.build_images, **image_build.image_flags(args))
-    build.main(run, images.image_sources(size), __doc__, rest)
+    flags = image_build.image_flags(args)
+    run = functools.partial(image_build.build_images, crops_per_photo=args.crops_per_photo, **flags)
+    build.main(run, images.image_sources(args.image_size), __doc__, rest)

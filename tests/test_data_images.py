@@ -241,3 +241,18 @@ def test_build_image_text_with_a_stand_in_encoder(tmp_path):
         image_build.build_image_text(
             data_dir=tmp_path, layout=TINY, sources=["digits"], bpe_path=tmp_path / "bpe.json"
         )
+
+
+def test_photo_crops_are_seeded_and_counted(tmp_path):
+    pytest.importorskip("sklearn")
+    stats = image_build.build_images(
+        data_dir=tmp_path, layout=TINY, sources=["sklearn-photos"], size=16, fit_images=6,
+        tokenizer_options=_options(), crops_per_photo=(3, 1), progress=False,
+    )  # fmt: skip
+    assert stats["build"]["sources"]["sklearn-photos"]["documents"] == 2 * 3
+    assert stats["build"]["key"]["config"]["crops_per_photo"] == [3, 1]
+    first = [it.image for it in si.sklearn_photos(16, 3, seed=0)]
+    again = [it.image for it in si.sklearn_photos(16, 3, seed=0)]
+    other = [it.image for it in si.sklearn_photos(16, 3, seed=1)]
+    assert all((a == b).all() for a, b in zip(first, again, strict=True))
+    assert any((a != b).any() for a, b in zip(first, other, strict=True))

@@ -32,6 +32,7 @@ from mmlaws.data.tokenizers import vq
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1
+CROPS = (500, 100)  # default random crops per sklearn photo, per scikit-image photo
 ORDERS = ("text_first", "image_first")
 BPE_HINT = "pass a BPE file written by mmlaws.data.tokenizers.bpe, or omit it to use the text's"
 
@@ -79,20 +80,24 @@ def image_tokenizer(
     fit_images: int = 4000,
     options: dict | None = None,
     path: str | os.PathLike | None = None,
+    crops_per_photo: tuple[int, int] = CROPS,
     log=print,
 ) -> vq.ImageTokenizer:
     """The cached image tokenizer for this configuration, fitted and saved when absent.
 
     ``path``: use this file instead (it must exist). ``options``: passed to the trainer
     (:class:`~mmlaws.data.tokenizers.vq.KMeansTrainer` or ``VQVAETrainer``).
+    ``crops_per_photo``: random crops per sklearn and per scikit-image photo.
     """
     _check_size(size)
     if path is not None:
         tok = vq.load(path)
     else:
-        found = build.available(image_sources.image_sources(size, seed), sources, log=log)
+        made = image_sources.image_sources(size, seed, crops_per_photo)
+        found = build.available(made, sources, log=log)
         config = {
             "kind": kind, "codes": layout.image_codes, "size": size, "seed": seed,
+            **({} if crops_per_photo == CROPS else {"crops_per_photo": list(crops_per_photo)}),
             "sources": [s.name for s in found], "fit_images": fit_images,
             "validation_fraction": validation_fraction, "options": options or {},
         }  # fmt: skip
@@ -183,18 +188,22 @@ def build_images(
     tokenizer_path: str | os.PathLike | None = None,
     fit_images: int = 4000,
     tokenizer_options: dict | None = None,
+    crops_per_photo: tuple[int, int] = CROPS,
     name: str = "images",
     progress: bool = True,
     offline: bool = False,
 ) -> dict:
     """Write the ``images`` dataset (``<image> codes </image>`` documents); returns its stats."""
-    found = build.available(image_sources.image_sources(size, seed), sources)
+    crops_per_photo = tuple(crops_per_photo)
+    found = build.available(image_sources.image_sources(size, seed, crops_per_photo), sources)
     tok = image_tokenizer(
         data_dir, layout, size=size, kind=tokenizer, sources=[s.name for s in found], seed=seed,
         validation_fraction=validation_fraction, fit_images=fit_images,
-        options=tokenizer_options, path=tokenizer_path,
+        options=tokenizer_options, path=tokenizer_path, crops_per_photo=crops_per_photo,
     )  # fmt: skip
     config = {"size": size, "sources": [s.name for s in found]}
+    if crops_per_photo != CROPS:
+        config["crops_per_photo"] = list(crops_per_photo)
     key = build.build_key(name, VERSION, config, tok.fingerprint(), layout)
     documents = {s.name: image_documents(s, tok, layout) for s in found}
     return build.build_dataset(
@@ -258,6 +267,16 @@ def add_image_flags(parser) -> None:
     parser.add_argument("--tokenizer", choices=sorted(vq.TRAINERS), default="kmeans")
     parser.add_argument("--image_tokenizer", default=None, help="use this saved tokenizer file")
     parser.add_argument("--fit_images", type=int, default=4000, help="images to fit it on")
+
+
+def add_crop_flag(parser) -> None:
+    """``--crops_per_photo A,B``: random crops per sklearn photo and per scikit-image photo."""
+    parser.add_argument(
+        "--crops_per_photo",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        default=CROPS,
+        help="random crops per sklearn photo, per scikit-image photo (default 500,100)",
+    )
 
 
 def image_flags(args) -> dict:
