@@ -2,7 +2,9 @@
 
 Importing this package stays light: numpy only, never TensorFlow or seqio. grain is imported
 only when :func:`mixture` or :func:`mixture_dataset` (from :mod:`mmlaws.data.grain_loader`) is
-first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``.
+first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``;
+``build`` (the builder framework behind ``data_pipelines/build_*.py``), ``tokenizers`` (``bpe``,
+``vq``, ``speech_units``) and ``sources`` (the local raw sources of the seven modalities).
 """
 
 import importlib
