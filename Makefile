@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,interop
+EXTRAS ?= dev,interop,data,seqio
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.mmlaws-installed
 OUT ?= outputs/quickstart

@@ -5,6 +5,8 @@ only when :func:`mixture` or :func:`mixture_dataset` (from :mod:`mmlaws.data.gra
 first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``;
 ``build`` (the builder framework behind ``data_pipelines/build_*.py``), ``tokenizers`` (``bpe``,
 ``vq``, ``speech_units``) and ``sources`` (the local raw sources of the seven modalities).
+``seqio_tasks`` registers SeqIO Tasks and Mixtures over the same shards; it needs TensorFlow
+(the ``seqio`` extra) and is imported only explicitly.
 """
 
 import importlib

@@ -98,7 +98,10 @@ def accumulate_gradients(config, params, batch, rng, *, vocab, num_datasets, mic
         jax.tree.map(lambda x: x[:1], batch), vocab, num_datasets))
     init = (jax.tree.map(jnp.zeros_like, params),
             jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zero_sums))
-    (grads, sums), _ = jax.lax.scan(micro_step, init, (jnp.arange(micro_batches), micro))
+    if micro_batches == 1:  # no loop: lets XLA fuse across the whole step
+        (grads, sums), _ = micro_step(init, (jnp.asarray(0), jax.tree.map(lambda x: x[0], micro)))
+    else:
+        (grads, sums), _ = jax.lax.scan(micro_step, init, (jnp.arange(micro_batches), micro))
     denom = jnp.maximum(sums["weight_sum"], 1.0)
     return jax.tree.map(lambda g: g / denom, grads), sums
 
