@@ -108,7 +108,7 @@ def main() -> None:
     for (k, p), h in hits.items():
         flag = "" if h / R >= 0.9 else "  (below 90%)"
         print(f"  coverage of true {p:5s} by 95% {k:24s}: {h / R:4.0%}  "
-              f"(median width {np.median(width[(k, p)]):.3f}){flag}")
+              f"(median width {np.nanmedian(width[(k, p)]):.3f}){flag}")
 
 
 if __name__ == "__main__":
