@@ -23,6 +23,8 @@ class ModelConfig:
     ``remat`` is one of ``none`` (keep all activations), ``full`` (recompute the whole block)
     and ``dots_saveable`` (keep matmul outputs, recompute the rest). ``attention`` picks the
     kernel: ``auto`` (cuDNN on GPU in 16-bit where it applies, else XLA), ``xla`` or ``cudnn``.
+    ``scan_unroll`` unrolls that many layers per iteration of the layer scan (parameters stay
+    stacked); unrolling all of a shallow model's layers removes the loop's overhead.
     """
 
     vocab_size: int
@@ -38,6 +40,7 @@ class ModelConfig:
     param_dtype: str = "float32"
     remat: str = "none"
     scan_layers: bool = True
+    scan_unroll: int = 1
     attention: str = "auto"
     init_std: float = 0.006
     layer_norm_eps: float = 1e-5

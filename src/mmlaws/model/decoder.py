@@ -95,6 +95,7 @@ class Decoder(nn.Module):
             split_rngs={"params": True, "dropout": True},
             in_axes=(nn.broadcast,),
             length=c.num_layers,
+            unroll=c.scan_unroll,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )
         x, _ = stack(name="layers", **kw)(x, segment_ids)
