@@ -23,6 +23,8 @@ class ModelConfig:
     ``remat`` is one of ``none`` (keep all activations), ``full`` (recompute the whole block)
     and ``dots_saveable`` (keep matmul outputs, recompute the rest). ``attention`` picks the
     kernel: ``auto`` (cuDNN on GPU in 16-bit where it applies, else XLA), ``xla`` or ``cudnn``.
+    ``dropout_impl`` draws dropout masks with ``jax.random`` (``"jax"``) or by hashing element
+    indices (``"hash"``, :class:`mmlaws.model.layers.HashDropout`; much cheaper on CPU).
     ``scan_unroll`` unrolls that many layers per iteration of the layer scan (parameters stay
     stacked); unrolling all of a shallow model's layers removes the loop's overhead.
     """
@@ -35,6 +37,7 @@ class ModelConfig:
     d_ff: int = 0
     max_len: int = 2048
     dropout: float = 0.1
+    dropout_impl: str = "jax"
     tie_embeddings: bool = True
     dtype: str = "auto"
     param_dtype: str = "float32"
@@ -62,6 +65,9 @@ class ModelConfig:
         if self.attention not in ATTENTION_IMPLS:
             raise ConfigError(f"ModelConfig.attention must be one of {ATTENTION_IMPLS}, "
                               f"got {self.attention!r}")
+        if self.dropout_impl not in ("jax", "hash"):
+            raise ConfigError(f"ModelConfig.dropout_impl must be 'jax' or 'hash', "
+                              f"got {self.dropout_impl!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout}")
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from mmlaws.errors import ConfigError
 from mmlaws.model.config import ModelConfig
-from mmlaws.model.layers import LayerNorm, Mlp, SelfAttention, truncated_normal
+from mmlaws.model.layers import LayerNorm, Mlp, SelfAttention, dropout_layer, truncated_normal
 
 ACTIVATION_AXES = ("batch", "length", "embed")
 
@@ -37,6 +37,7 @@ class Block(nn.Module):
     d_ff: int
     init_std: float
     dropout: float
+    dropout_impl: str
     eps: float
     attention: str
     deterministic: bool
@@ -50,11 +51,11 @@ class Block(nn.Module):
         attn = SelfAttention(self.num_heads, self.d_head, self.init_std, self.attention,
                              name="attn", **kw)
         h = attn(h, segment_ids)
-        x = x + nn.Dropout(self.dropout)(h, deterministic=self.deterministic)
+        x = x + dropout_layer(self.dropout, self.dropout_impl)(h, deterministic=self.deterministic)
         x = nn.with_logical_constraint(x, ACTIVATION_AXES)
         h = LayerNorm(self.eps, name="ln_mlp", **kw)(x)
         h = Mlp(self.d_ff, self.init_std, name="mlp", **kw)(h)
-        x = x + nn.Dropout(self.dropout)(h, deterministic=self.deterministic)
+        x = x + dropout_layer(self.dropout, self.dropout_impl)(h, deterministic=self.deterministic)
         return nn.with_logical_constraint(x, ACTIVATION_AXES), None
 
 
@@ -81,7 +82,8 @@ class Decoder(nn.Module):
     def _blocks(self, x, segment_ids, deterministic):
         c = self.config
         kw = dict(num_heads=c.num_heads, d_head=c.d_head, d_ff=c.d_ff, init_std=c.init_std,
-                  dropout=c.dropout, eps=c.layer_norm_eps, attention=c.attention,
+                  dropout=c.dropout, dropout_impl=c.dropout_impl, eps=c.layer_norm_eps,
+                  attention=c.attention,
                   deterministic=deterministic,
                   dtype=c.compute_dtype, param_dtype=c.weight_dtype)
         block = _block_class(c.remat, c.scan_layers)
