@@ -6,9 +6,10 @@
 Both sides run the same model shape (pre-norm OPT, ReLU, learned positions, tied embeddings,
 dropout 0.1) and the same update: forward, backward, global-norm clip 1.0, AdamW (β 0.9/0.98,
 ε 1e-8, decay 0.1 on matmul kernels only), warm-up/polynomial learning rate. mmlaws runs its
-real ``train_step`` (jitted, state donated, one device, one segment per row); PyTorch runs an
-eager loop. mmlaws runs twice: with the default threefry PRNG behind dropout and with
-``rbg`` (``train(rng_impl="rbg")``), which is far cheaper on CPU. Each side is warmed up,
+real ``train_step`` (jitted, state donated, one device, one segment per row) with the preset
+as it is (``tiny`` hashes its dropout masks, ``dropout_impl="hash"``); PyTorch runs an eager
+loop. mmlaws runs twice, with the threefry and the ``rbg`` PRNG (``train(rng_impl="rbg")``)
+behind the per-step keys. Each side is warmed up,
 then timed over ``--steps`` updates ``--repeats`` times, alternating sides; the median
 tokens/s of each and their ratios are printed.
 """
