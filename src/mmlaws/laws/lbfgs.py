@@ -23,9 +23,9 @@ recursion of Alg. 7.4), with scipy L-BFGS-B's choices where there are several:
   clears the memory and retries along the steepest descent; a failure from empty memory ends
   the start with status ``LINESEARCH_FAILED``.
 
-Status codes (:data:`STATUS`): converged on the gradient norm (``‖g‖ ≤ tol``) or on the relative
-reduction of one iteration (``f_k − f_{k+1} ≤ ftol·|f_{k+1}|``); iteration limit; line search
-failed; non-finite objective at the start point.
+Status codes (:data:`STATUS`): converged on the gradient (``max_i |g_i| ≤ tol``, scipy's
+``pgtol``) or on the reduction of one iteration (``f_k − f_{k+1} ≤ ftol·max(|f_k|, |f_{k+1}|, 1)``,
+scipy's ``factr·eps``); iteration limit; line search failed; non-finite objective at the start.
 """
 
 from __future__ import annotations
