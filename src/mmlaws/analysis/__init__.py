@@ -23,8 +23,22 @@ from mmlaws.analysis.ratio import RatioCurve, competition_ratio, predicted_final
 from mmlaws.analysis.spikes import running_median_spikes, spike_correlation, spike_counts
 
 __all__ = [
-    "Correlation", "OptimalBatch", "RatioCurve", "batch_beta_correlation", "batch_ratio",
-    "competition_ratio", "correlate", "flat_windows", "flatness", "flatness_percentage",
-    "interp_log_tokens", "log_parabola_minimum", "optimal_batch_size", "predicted_final_ratio",
-    "running_median", "running_median_spikes", "spike_correlation", "spike_counts",
+    "Correlation",
+    "OptimalBatch",
+    "RatioCurve",
+    "batch_beta_correlation",
+    "batch_ratio",
+    "competition_ratio",
+    "correlate",
+    "flat_windows",
+    "flatness",
+    "flatness_percentage",
+    "interp_log_tokens",
+    "log_parabola_minimum",
+    "optimal_batch_size",
+    "predicted_final_ratio",
+    "running_median",
+    "running_median_spikes",
+    "spike_correlation",
+    "spike_counts",
 ]

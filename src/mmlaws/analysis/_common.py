@@ -32,7 +32,9 @@ def pair_key(rec: RunRecord) -> tuple[str, ...]:
     return tuple(sorted(rec.datasets))
 
 
-def interp_log_tokens(tokens: np.ndarray, values: np.ndarray, at, *, run_id: str = "") -> np.ndarray:
+def interp_log_tokens(
+    tokens: np.ndarray, values: np.ndarray, at, *, run_id: str = ""
+) -> np.ndarray:
     """``values`` at tokens ``at``, linear in log(tokens).
 
     Args:

@@ -46,9 +46,14 @@ def log_parabola_minimum(batch_sizes, losses) -> tuple[float, bool]:
     return float(2.0 ** (-c1 / (2 * c2))), True
 
 
-def optimal_batch_size(runs: RunTable | Sequence[RunRecord], *, budget_tokens: float,
-                       key: str = "loss", batch_key: str = "batch_tokens",
-                       rtol_N: float = 1e-6) -> OptimalBatch:
+def optimal_batch_size(
+    runs: RunTable | Sequence[RunRecord],
+    *,
+    budget_tokens: float,
+    key: str = "loss",
+    batch_key: str = "batch_tokens",
+    rtol_N: float = 1e-6,
+) -> OptimalBatch:
     """Optimal batch size of one group of runs that differ only in batch size.
 
     Args:
@@ -77,8 +82,9 @@ def optimal_batch_size(runs: RunTable | Sequence[RunRecord], *, budget_tokens: f
         raise ValueError(f"runs {ids} repeat a batch size ({b.tolist()})")
     if np.any(b <= 0):
         raise ValueError(f"runs {ids}: batch sizes must be positive ({b.tolist()})")
-    L = np.array([float(interp_log_tokens(*r.curve(key), budget_tokens, run_id=r.run_id))
-                  for r in recs])
+    L = np.array(
+        [float(interp_log_tokens(*r.curve(key), budget_tokens, run_id=r.run_id)) for r in recs]
+    )
     order = np.argsort(b)
     b, L = b[order], L[order]
     opt, interp = log_parabola_minimum(b, L)
@@ -92,8 +98,9 @@ def batch_ratio(b_pair: float, b_i: float, b_j: float) -> float:
     return float(np.log(b_pair / (b_i + b_j)))
 
 
-def batch_beta_correlation(values: Mapping[tuple[str, str], float],
-                           beta: Mapping[tuple[str, str], float]) -> Correlation:
+def batch_beta_correlation(
+    values: Mapping[tuple[str, str], float], beta: Mapping[tuple[str, str], float]
+) -> Correlation:
     """Correlation across pairs of a batch quantity (e.g. :func:`batch_ratio`) with β_ij.
 
     Args:
@@ -106,5 +113,6 @@ def batch_beta_correlation(values: Mapping[tuple[str, str], float],
     missing = [p for p in pairs if p not in beta]
     if missing:
         raise ValueError(f"no beta for pairs {missing}")
-    return correlate([beta[p] for p in pairs], [values[p] for p in pairs],
-                     labels=["|".join(p) for p in pairs])
+    return correlate(
+        [beta[p] for p in pairs], [values[p] for p in pairs], labels=["|".join(p) for p in pairs]
+    )

@@ -49,8 +49,16 @@ def running_median(values, smooth: int) -> np.ndarray:
     return out
 
 
-def flat_windows(tokens, loss, *, warmup_tokens: float, window_tokens: float,
-                 eps: float = 1e-3, smooth: int = 1, run_id: str = "") -> np.ndarray:
+def flat_windows(
+    tokens,
+    loss,
+    *,
+    warmup_tokens: float,
+    window_tokens: float,
+    eps: float = 1e-3,
+    smooth: int = 1,
+    run_id: str = "",
+) -> np.ndarray:
     """Which post-warm-up windows of one curve are flat (module docstring).
 
     Args:
@@ -95,9 +103,15 @@ def flatness_percentage(tokens, loss, **kw) -> float:
     return 100.0 * float(np.mean(flat_windows(tokens, loss, **kw)))
 
 
-def flatness(runs: RunTable | Sequence[RunRecord] | RunRecord, *, warmup_tokens: float,
-             window_tokens: float, eps: float = 1e-3, smooth: int = 1,
-             modalities: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+def flatness(
+    runs: RunTable | Sequence[RunRecord] | RunRecord,
+    *,
+    warmup_tokens: float,
+    window_tokens: float,
+    eps: float = 1e-3,
+    smooth: int = 1,
+    modalities: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
     """Flatness percentage per source modality per run (Figure 7).
 
     Args:
@@ -122,6 +136,12 @@ def flatness(runs: RunTable | Sequence[RunRecord] | RunRecord, *, warmup_tokens:
         for m in names:
             tok, val = rec.curve(f"loss_per_modality.{m}")
             out[rec.run_id][m] = flatness_percentage(
-                tok, val, warmup_tokens=warmup_tokens, window_tokens=window_tokens, eps=eps,
-                smooth=smooth, run_id=rec.run_id)
+                tok,
+                val,
+                warmup_tokens=warmup_tokens,
+                window_tokens=window_tokens,
+                eps=eps,
+                smooth=smooth,
+                run_id=rec.run_id,
+            )
     return out

@@ -38,9 +38,17 @@ def _share(rec: RunRecord, name: str) -> float:
     return float(shares[name])
 
 
-def competition_ratio(run_i: RunRecord, run_j: RunRecord, run_pair: RunRecord, *,
-                      name_i: str, name_j: str, law: BimodalLaw | None = None,
-                      key: str = "loss", rtol_N: float = 1e-6) -> RatioCurve:
+def competition_ratio(
+    run_i: RunRecord,
+    run_j: RunRecord,
+    run_pair: RunRecord,
+    *,
+    name_i: str,
+    name_j: str,
+    law: BimodalLaw | None = None,
+    key: str = "loss",
+    rtol_N: float = 1e-6,
+) -> RatioCurve:
     """½(L_i + L_j) / L_pair over training (Figure 5).
 
     Args:
@@ -73,13 +81,19 @@ def competition_ratio(run_i: RunRecord, run_j: RunRecord, run_pair: RunRecord, *
             raise ValueError(f"run {r.run_id!r}: too few logged {key!r} points ({t.size})")
     D_i, D_j = w_i * t_pair, w_j * t_pair
     eps = 1e-12
-    keep = ((D_i >= t_i[0] * (1 - eps)) & (D_i <= t_i[-1] * (1 + eps))
-            & (D_j >= t_j[0] * (1 - eps)) & (D_j <= t_j[-1] * (1 + eps)))
+    keep = (
+        (D_i >= t_i[0] * (1 - eps))
+        & (D_i <= t_i[-1] * (1 + eps))
+        & (D_j >= t_j[0] * (1 - eps))
+        & (D_j <= t_j[-1] * (1 + eps))
+    )
     if not np.any(keep):
         raise ValueError(f"runs {ids}: no pair point lies within the uni-modal runs' token ranges")
     D_i, D_j, t_pair, L_pair = D_i[keep], D_j[keep], t_pair[keep], L_pair[keep]
-    mean = 0.5 * (interp_log_tokens(t_i, L_i, D_i, run_id=run_i.run_id)
-                  + interp_log_tokens(t_j, L_j, D_j, run_id=run_j.run_id))
+    mean = 0.5 * (
+        interp_log_tokens(t_i, L_i, D_i, run_id=run_i.run_id)
+        + interp_log_tokens(t_j, L_j, D_j, run_id=run_j.run_id)
+    )
     pred = None
     if law is not None:
         pred = predicted_final_ratio(law, Ns[0], D_i[-1], D_j[-1])

@@ -17,8 +17,9 @@ from mmlaws.analysis._common import Correlation, as_records, correlate, pair_key
 from mmlaws.laws.records import RunRecord, RunTable
 
 
-def running_median_spikes(grad_norm, *, factor: float = 5.0, window: int = 100,
-                          min_history: int = 10) -> np.ndarray:
+def running_median_spikes(
+    grad_norm, *, factor: float = 5.0, window: int = 100, min_history: int = 10
+) -> np.ndarray:
     """[T] bool: which norms are spikes under the running-median rule (module docstring).
 
     Args:
@@ -31,13 +32,19 @@ def running_median_spikes(grad_norm, *, factor: float = 5.0, window: int = 100,
         raise ValueError("need factor > 0, window >= 1 and min_history >= 1")
     out = np.zeros(g.shape, bool)
     for t in range(g.size):
-        hist = g[max(0, t - window):t]
+        hist = g[max(0, t - window) : t]
         out[t] = hist.size >= min_history and g[t] > factor * np.median(hist)
     return out
 
 
-def spike_counts(runs: RunTable | Sequence[RunRecord] | RunRecord, *, source: str = "events",
-                 factor: float = 5.0, window: int = 100, min_history: int = 10) -> dict[str, int]:
+def spike_counts(
+    runs: RunTable | Sequence[RunRecord] | RunRecord,
+    *,
+    source: str = "events",
+    factor: float = 5.0,
+    window: int = 100,
+    min_history: int = 10,
+) -> dict[str, int]:
     """Number of gradient-norm spikes per run.
 
     Args:
@@ -58,13 +65,21 @@ def spike_counts(runs: RunTable | Sequence[RunRecord] | RunRecord, *, source: st
             _, g = rec.curve("grad_norm")
             if g.size == 0:
                 raise ValueError(f"run {rec.run_id!r} logs no grad_norm")
-            out[rec.run_id] = int(running_median_spikes(
-                g, factor=factor, window=window, min_history=min_history).sum())
+            out[rec.run_id] = int(
+                running_median_spikes(
+                    g, factor=factor, window=window, min_history=min_history
+                ).sum()
+            )
     return out
 
 
-def spike_correlation(runs: RunTable | Sequence[RunRecord], alpha: float | Mapping, *,
-                      counts: Mapping[str, int] | None = None, **count_kw) -> Correlation:
+def spike_correlation(
+    runs: RunTable | Sequence[RunRecord],
+    alpha: float | Mapping,
+    *,
+    counts: Mapping[str, int] | None = None,
+    **count_kw,
+) -> Correlation:
     """Pearson and Spearman correlation of spike counts with log(N)/α_ij across runs (Fig. 9).
 
     Args:
