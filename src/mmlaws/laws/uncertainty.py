@@ -5,6 +5,10 @@ with its own per-run weights (``method="runs"``: multinomial counts, i.e. resamp
 replacement) or its own synthetic losses (``method="residuals"``: the fitted law times resampled
 log-residuals, a semi-parametric bootstrap that keeps the design fixed). Each replicate starts at
 the full-data optimum. Intervals are percentile intervals over the replicates.
+
+At the paper's design the percentile intervals undercover the weakly identified exponents (β of
+Eq. 2 about 81% at 1% noise, the Eq. 4 exponents 62–75%; ``benchmarks/laws_coverage.py``); the
+profile-likelihood intervals of :mod:`mmlaws.laws.profile` reach 90–95% there.
 """
 
 from __future__ import annotations
