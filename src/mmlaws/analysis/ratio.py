@@ -76,8 +76,8 @@ def competition_ratio(
     t_pair, L_pair = run_pair.curve(key)
     t_i, L_i = run_i.curve(key)
     t_j, L_j = run_j.curve(key)
-    for r, t in zip(runs, (t_i, t_j, t_pair), strict=True):
-        if t.size < 2:
+    for r, t, need in zip(runs, (t_i, t_j, t_pair), (2, 2, 1), strict=True):
+        if t.size < need:
             raise ValueError(f"run {r.run_id!r}: too few logged {key!r} points ({t.size})")
     D_i, D_j = w_i * t_pair, w_j * t_pair
     eps = 1e-12

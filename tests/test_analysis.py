@@ -1,0 +1,342 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from mmlaws import analysis
+from mmlaws.laws import RunLogWriter, read_runs
+from mmlaws.laws.forms import BimodalLaw, Interaction, UnimodalLaw
+
+
+def _write(
+    folder,
+    run_id,
+    N,
+    tokens,
+    loss,
+    *,
+    datasets=None,
+    per_modality=None,
+    grad_norm=None,
+    spikes=(),
+    config=None,
+):
+    """One run record: step lines at ``tokens`` with ``loss`` and optional per-modality losses."""
+    datasets = datasets or {"text": 1.0}
+    header = {
+        "run_id": run_id,
+        "datasets": datasets,
+        "N": N,
+        "N_convention": "non_embedding",
+        "objective": "cm3",
+        "config": config or {},
+    }
+    tokens = np.asarray(tokens, np.float64)
+    grad_norm = np.ones(tokens.size) if grad_norm is None else np.asarray(grad_norm)
+    with RunLogWriter(folder, header) as w:
+        for k, t in enumerate(tokens):
+            row = {
+                "kind": "step",
+                "step": k + 1,
+                "tokens": float(t),
+                "loss": float(loss[k]),
+                "grad_norm": float(grad_norm[k]),
+                "lr": 1e-3,
+            }
+            if per_modality:
+                row["loss_per_modality"] = {m: float(v[k]) for m, v in per_modality.items()}
+            w.write(row)
+        for s in spikes:
+            w.write({"kind": "event", "step": int(s), "type": "grad_spike"})
+        w.write(
+            {
+                "kind": "final",
+                "step": tokens.size,
+                "tokens": float(tokens[-1]),
+                "loss": float(loss[-1]),
+                "tokens_per_dataset": {d: v * float(tokens[-1]) for d, v in datasets.items()},
+                "loss_per_dataset": {d: float(loss[-1]) for d in datasets},
+            }
+        )
+
+
+# ----------------------------------------------------------------------------- flatness
+T = np.arange(1, 111) * 1e4  # 1e4 .. 1.1e6 tokens; windows of 1e5 after 1e5 warm-up: K = 10
+FLAT_KW = dict(warmup_tokens=1e5, window_tokens=1e5)
+
+
+def _flat_then_decreasing():
+    loss = np.where(T <= 6e5, 3.0, 3.0 - (T - 6e5) * 1e-6)
+    loss[T < 1e5] = 2.0 + T[T < 1e5] * 1e-5  # rising during warm-up: not counted
+    return loss
+
+
+def test_flatness_percentages_on_synthetic_curves():
+    assert analysis.flatness_percentage(T, np.full(T.size, 3.0), **FLAT_KW) == 100.0
+    power = 2.0 + 100.0 * T**-0.5
+    assert analysis.flatness_percentage(T, power, **FLAT_KW) == 0.0
+    flags = analysis.flat_windows(T, _flat_then_decreasing(), **FLAT_KW)
+    np.testing.assert_array_equal(flags, [True] * 5 + [False] * 5)
+    assert analysis.flatness_percentage(T, _flat_then_decreasing(), **FLAT_KW) == 50.0
+    # L = 1/t: window [a, a + W] decreases by W / (a + W); below 0.12 for a + W >= 9e5: 3 of 10
+    assert analysis.flatness_percentage(T, 1.0 / T, eps=0.12, **FLAT_KW) == pytest.approx(30.0)
+
+
+def test_flatness_smoothing_removes_a_one_point_bump():
+    power = 2.0 + 100.0 * T**-0.5
+    bumped = power.copy()
+    bumped[T == 5e5] += 1.0  # the window ending at 5e5 now rises: flat
+    assert analysis.flatness_percentage(T, bumped, **FLAT_KW) == 10.0
+    assert analysis.flatness_percentage(T, bumped, smooth=3, **FLAT_KW) == 0.0
+    np.testing.assert_array_equal(analysis.running_median([3, 1, 2, 9, 4], 3), [3, 2, 2, 4, 4])
+
+
+def test_flatness_from_run_records(tmp_path):
+    speech = _flat_then_decreasing()
+    text = 2.0 + 100.0 * T**-0.5
+    _write(
+        tmp_path,
+        "pair",
+        1e6,
+        T,
+        (speech + text) / 2,
+        datasets={"text": 0.5, "speech": 0.5},
+        per_modality={"text": text, "speech": speech},
+    )
+    got = analysis.flatness(read_runs(tmp_path), **FLAT_KW)
+    assert got == {"pair": {"speech": 50.0, "text": 0.0}}
+    assert analysis.flatness(read_runs(tmp_path), modalities=["speech"], **FLAT_KW) == {
+        "pair": {"speech": 50.0}
+    }
+    with pytest.raises(ValueError, match=r"'pair'.*\['image'\]"):
+        analysis.flatness(read_runs(tmp_path), modalities=["image"], **FLAT_KW)
+    with pytest.raises(ValueError, match="'pair'.*no whole window"):
+        analysis.flatness(read_runs(tmp_path), warmup_tokens=1e6, window_tokens=2e5)
+
+
+def test_flatness_bad_input():
+    with pytest.raises(ValueError, match="too few"):
+        analysis.flat_windows([1.0], [1.0], **FLAT_KW)
+    with pytest.raises(ValueError, match="odd"):
+        analysis.flat_windows(T, T, smooth=2, **FLAT_KW)
+    with pytest.raises(ValueError, match="increasing"):
+        analysis.flat_windows(T[::-1], T, **FLAT_KW)
+
+
+# ----------------------------------------------------------------------------- Fig. 5 ratio
+LAW = BimodalLaw(
+    UnimodalLaw(E=1.0, A=50.0, B=200.0, alpha=0.3, beta=0.3),
+    UnimodalLaw(E=1.5, A=30.0, B=300.0, alpha=0.3, beta=0.28),
+    Interaction(C=0.5, A=20.0, B=100.0, alpha=0.25, beta=0.25),
+    names=("text", "speech"),
+)
+
+
+@pytest.mark.parametrize("w_text", [0.5, 0.25])
+def test_competition_ratio_follows_the_law(tmp_path, w_text):
+    N = 1e7
+    t = np.geomspace(1e6, 1e9, 31)
+    w_speech = 1 - w_text
+    # uni-modal runs logged exactly at the per-modality tokens the pair run sees
+    _write(tmp_path, "text", N, t, LAW.law_i.predict(N, t))
+    _write(
+        tmp_path,
+        "speech",
+        N,
+        t * w_speech / w_text,
+        LAW.law_j.predict(N, t * w_speech / w_text),
+        datasets={"speech": 1.0},
+    )
+    tp = t / w_text
+    _write(
+        tmp_path,
+        "pair",
+        N,
+        tp,
+        LAW.predict(N, w_text * tp, w_speech * tp),
+        datasets={"text": w_text, "speech": w_speech},
+    )
+    recs = {r.run_id: r for r in read_runs(tmp_path).records}
+    curve = analysis.competition_ratio(
+        recs["text"], recs["speech"], recs["pair"], name_i="text", name_j="speech", law=LAW
+    )
+    expected = LAW.independent(N, t, t * w_speech / w_text) / LAW.predict(
+        N, t, t * w_speech / w_text
+    )
+    np.testing.assert_allclose(curve.ratio, expected, rtol=1e-12)
+    np.testing.assert_allclose(curve.tokens_i, t)
+    assert curve.ratio[-1] == pytest.approx(curve.predicted_final, rel=1e-12)
+    assert curve.predicted_final == pytest.approx(
+        float(
+            LAW.independent(N, 1e9, 1e9 * w_speech / w_text)
+            / LAW.predict(N, 1e9, 1e9 * w_speech / w_text)
+        ),
+        rel=1e-12,
+    )
+
+
+def test_competition_ratio_interpolates_in_log_tokens_and_checks_N(tmp_path):
+    t = np.array([1e6, 1e8])
+    _write(tmp_path, "a", 1e7, t, np.array([4.0, 2.0]))
+    _write(tmp_path, "b", 1e7, t, np.array([6.0, 4.0]), datasets={"b": 1.0})
+    _write(tmp_path, "ab", 1e7, np.array([2e7]), np.array([2.5]), datasets={"text": 0.5, "b": 0.5})
+    _write(tmp_path, "c", 2e7, t, np.array([6.0, 4.0]), datasets={"b": 1.0})
+    r = {x.run_id: x for x in read_runs(tmp_path).records}
+    curve = analysis.competition_ratio(r["a"], r["b"], r["ab"], name_i="text", name_j="b")
+    # D = 1e7, halfway between 1e6 and 1e8 in log tokens: L_a = 3, L_b = 5
+    np.testing.assert_allclose(curve.ratio, [0.5 * (3 + 5) / 2.5])
+    assert curve.predicted_final is None
+    with pytest.raises(ValueError, match=r"\['a', 'c', 'ab'\] differ in N"):
+        analysis.competition_ratio(r["a"], r["c"], r["ab"], name_i="text", name_j="b")
+    with pytest.raises(ValueError, match="'ab' is not uni-modal"):
+        analysis.competition_ratio(r["a"], r["ab"], r["ab"], name_i="text", name_j="b")
+    with pytest.raises(ValueError, match="no dataset 'image'"):
+        analysis.competition_ratio(r["a"], r["b"], r["ab"], name_i="image", name_j="b")
+
+
+# ----------------------------------------------------------------------------- spikes
+def _norms(n, spike_at):
+    g = 1.0 + 0.01 * np.sin(np.arange(n))
+    g[list(spike_at)] = 10.0
+    return g
+
+
+SPIKE_RUNS = {  # run id: (N, steps where the norm spikes)
+    "r1": (1e6, [20]),
+    "r2": (1e7, [20, 40, 60]),
+    "r3": (3e6, [30, 50]),
+    "r4": (1e8, [15, 25, 35, 45, 55]),
+    "r5": (3e7, [5, 12, 33]),  # step 5 comes before 10 norms of history: not a spike
+}
+
+
+def _write_spike_runs(folder):
+    tok = np.arange(1, 81) * 1e3
+    for rid, (N, at) in SPIKE_RUNS.items():
+        spikes = [s + 1 for s in at if s >= 10]
+        _write(
+            folder,
+            rid,
+            N,
+            tok,
+            np.full(80, 3.0),
+            datasets={"text": 0.5, "image": 0.5},
+            grad_norm=_norms(80, at),
+            spikes=spikes,
+        )
+    return read_runs(folder)
+
+
+def test_spike_counts_from_events_and_from_grad_norm(tmp_path):
+    table = _write_spike_runs(tmp_path)
+    want = {"r1": 1, "r2": 3, "r3": 2, "r4": 5, "r5": 2}
+    assert analysis.spike_counts(table) == want
+    assert analysis.spike_counts(table, source="grad_norm", factor=5.0) == want
+    with pytest.raises(ValueError, match="source"):
+        analysis.spike_counts(table, source="loss")
+
+
+def test_running_median_rule_matches_the_training_detector():
+    from mmlaws.train.metrics import SpikeDetector
+
+    rng = np.random.default_rng(0)
+    g = np.exp(rng.normal(size=300))
+    g[rng.choice(300, 20, replace=False)] *= 30
+    det = SpikeDetector(factor=4.0, window=25, min_history=7)
+    ref = [det.update(float(x)) is not None for x in g]
+    got = analysis.running_median_spikes(g, factor=4.0, window=25, min_history=7)
+    np.testing.assert_array_equal(got, ref)
+    assert got.sum() > 0
+
+
+def test_spike_correlation_equals_scipy(tmp_path):
+    table = _write_spike_runs(tmp_path)
+    alpha = 0.27
+    ids = list(table.run_id)
+    x = np.log([SPIKE_RUNS[i][0] for i in ids]) / alpha
+    y = np.array([analysis.spike_counts(table)[i] for i in ids])
+    c = analysis.spike_correlation(table, alpha)
+    np.testing.assert_allclose(c.x, x)
+    np.testing.assert_array_equal(c.y, y)
+    assert c.pearson == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
+    assert c.pearson_p == pytest.approx(stats.pearsonr(x, y)[1], rel=1e-9)
+    assert c.spearman == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+    assert c.labels == tuple(ids)
+    same = analysis.spike_correlation(table, {("image", "text"): alpha})
+    assert same.pearson == c.pearson
+    with pytest.raises(ValueError, match=r"no alpha.*'r1'"):
+        analysis.spike_correlation(table, {("speech", "text"): alpha})
+    with pytest.raises(ValueError, match="at least 3"):
+        analysis.spike_correlation(table.take([0, 1]), alpha)
+
+
+# ----------------------------------------------------------------------------- batch size
+def _write_batch_runs(folder, batches, b_opt, N=1e7, datasets=None, prefix="b"):
+    tok = np.geomspace(1e6, 1e9, 13)
+    for b in batches:
+        base = 2.0 + 0.1 * (np.log2(b) - np.log2(b_opt)) ** 2
+        _write(
+            folder,
+            f"{prefix}{int(b)}",
+            N,
+            tok,
+            base + 10.0 * tok**-0.3,
+            datasets=datasets,
+            per_modality={"text": base + 1 + 10.0 * tok**-0.3},
+            config={"batch_tokens": b},
+        )
+
+
+def test_optimal_batch_size_log_parabola(tmp_path):
+    batches = [0.5e6, 1e6, 2e6, 4e6, 8e6]
+    _write_batch_runs(tmp_path, batches, b_opt=1.5e6)
+    table = read_runs(tmp_path)
+    res = analysis.optimal_batch_size(table, budget_tokens=3e8)  # between logged points
+    assert res.interpolated
+    assert res.optimum == pytest.approx(1.5e6, rel=1e-9)
+    np.testing.assert_array_equal(res.batch_sizes, batches)
+    per_mod = analysis.optimal_batch_size(table, budget_tokens=1e9, key="loss_per_modality.text")
+    assert per_mod.optimum == pytest.approx(1.5e6, rel=1e-9)
+    big = [i for i, r in enumerate(table.run_id) if r in ("b2000000", "b4000000", "b8000000")]
+    edge = analysis.optimal_batch_size(table.take(big), budget_tokens=1e9)
+    assert (edge.optimum, edge.interpolated) == (2e6, False)
+
+
+def test_optimal_batch_size_bad_input(tmp_path):
+    _write_batch_runs(tmp_path, [1e6, 2e6], b_opt=1e6)
+    _write_batch_runs(tmp_path, [4e6], b_opt=1e6, N=2e7, prefix="big")
+    table = read_runs(tmp_path)
+    with pytest.raises(ValueError, match="differ in N"):
+        analysis.optimal_batch_size(table, budget_tokens=1e8)
+    ok = table.select(["text"]).take([i for i, r in enumerate(table.run_id) if r != "big4000000"])
+    with pytest.raises(ValueError, match="leave the logged range"):
+        analysis.optimal_batch_size(ok, budget_tokens=2e9)
+    with pytest.raises(ValueError, match="no config.batch_size"):
+        analysis.optimal_batch_size(ok, budget_tokens=1e8, batch_key="batch_size")
+    with pytest.raises(ValueError, match="at least 2"):
+        analysis.optimal_batch_size(ok.take([0]), budget_tokens=1e8)
+
+
+def test_batch_ratio_and_beta_correlation():
+    assert analysis.batch_ratio(2e6, 1e6, 1e6) == pytest.approx(0.0)
+    opt = {
+        ("image", "text"): 2e6,
+        ("speech", "text"): 1e6,
+        ("code", "text"): 4e6,
+        ("image", "speech"): 3e6,
+    }
+    beta = {
+        ("image", "text"): 0.3,
+        ("speech", "text"): 0.2,
+        ("code", "text"): 0.45,
+        ("image", "speech"): 0.33,
+    }
+    c = analysis.batch_beta_correlation(opt, beta)
+    pairs = sorted(opt)
+    x, y = [beta[p] for p in pairs], [opt[p] for p in pairs]
+    assert c.pearson == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
+    assert c.spearman == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+    assert c.labels[0] == "code|text"
+    with pytest.raises(ValueError, match="no beta"):
+        analysis.batch_beta_correlation({**opt, ("a", "b"): 1.0}, beta)
+    with pytest.raises(ValueError, match="constant"):
+        analysis.correlate([1, 2, 3], [5, 5, 5])
