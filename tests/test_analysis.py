@@ -340,3 +340,40 @@ def test_batch_ratio_and_beta_correlation():
         analysis.batch_beta_correlation({**opt, ("a", "b"): 1.0}, beta)
     with pytest.raises(ValueError, match="constant"):
         analysis.correlate([1, 2, 3], [5, 5, 5])
+
+
+def test_optimal_batch_sizes_groups_by_datasets_and_N(tmp_path):
+    batches = [0.5e6, 1e6, 2e6, 4e6]
+    _write_batch_runs(tmp_path, batches, b_opt=1.5e6)
+    _write_batch_runs(tmp_path, batches, b_opt=2.5e6, N=3e7, prefix="n")
+    pair = {"text": 0.5, "image": 0.5}
+    _write_batch_runs(tmp_path, batches, b_opt=1e6, datasets=pair, prefix="p")
+    got = analysis.optimal_batch_sizes(read_runs(tmp_path), budget_tokens=1e9)
+    assert sorted(got) == [(("image", "text"), 1e7), (("text",), 1e7), (("text",), 3e7)]
+    assert got[(("text",), 1e7)].optimum == pytest.approx(1.5e6, rel=1e-9)
+    assert got[(("text",), 3e7)].optimum == pytest.approx(2.5e6, rel=1e-9)
+    assert got[(("image", "text"), 1e7)].optimum == pytest.approx(1e6, rel=1e-9)
+
+
+def test_predicted_final_ratio_matches_law_names_either_way(tmp_path):
+    N, t = 1e7, np.geomspace(1e6, 1e9, 7)
+    _write(tmp_path, "text", N, t, LAW.law_i.predict(N, t))
+    _write(tmp_path, "speech", N, 3 * t, LAW.law_j.predict(N, 3 * t), datasets={"speech": 1.0})
+    _write(
+        tmp_path,
+        "pair",
+        N,
+        4 * t,
+        LAW.predict(N, t, 3 * t),
+        datasets={"text": 0.25, "speech": 0.75},
+    )
+    r = {x.run_id: x for x in read_runs(tmp_path).records}
+    a = analysis.competition_ratio(
+        r["text"], r["speech"], r["pair"], name_i="text", name_j="speech", law=LAW
+    )
+    b = analysis.competition_ratio(
+        r["speech"], r["text"], r["pair"], name_i="speech", name_j="text", law=LAW
+    )
+    assert a.predicted_final == pytest.approx(b.predicted_final, rel=1e-12)
+    np.testing.assert_allclose(a.ratio, b.ratio, rtol=1e-12)
+    assert b.ratio[-1] == pytest.approx(b.predicted_final, rel=1e-12)

@@ -17,6 +17,7 @@ from mmlaws.analysis.batch import (
     batch_ratio,
     log_parabola_minimum,
     optimal_batch_size,
+    optimal_batch_sizes,
 )
 from mmlaws.analysis.flatness import flat_windows, flatness, flatness_percentage, running_median
 from mmlaws.analysis.ratio import RatioCurve, competition_ratio, predicted_final_ratio
@@ -36,6 +37,7 @@ __all__ = [
     "interp_log_tokens",
     "log_parabola_minimum",
     "optimal_batch_size",
+    "optimal_batch_sizes",
     "predicted_final_ratio",
     "running_median",
     "running_median_spikes",

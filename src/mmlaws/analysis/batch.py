@@ -30,6 +30,28 @@ class OptimalBatch:
     run_ids: tuple[str, ...]
 
 
+def optimal_batch_sizes(
+    runs: RunTable | Sequence[RunRecord],
+    *,
+    budget_tokens: float,
+    key: str = "loss",
+    batch_key: str = "batch_tokens",
+) -> dict[tuple[tuple[str, ...], float], OptimalBatch]:
+    """:func:`optimal_batch_size` for every group of runs sharing datasets and N (Figure 8).
+
+    Args: as :func:`optimal_batch_size`; runs are grouped by (sorted dataset names, N).
+    Returns: ``{(dataset names, N): OptimalBatch}``.
+    Raises ``ValueError`` naming the runs of a group that has a single run.
+    """
+    groups: dict[tuple[tuple[str, ...], float], list[RunRecord]] = {}
+    for r in as_records(runs):
+        groups.setdefault((pair_key(r), float(r.header["N"])), []).append(r)
+    return {
+        g: optimal_batch_size(recs, budget_tokens=budget_tokens, key=key, batch_key=batch_key)
+        for g, recs in sorted(groups.items())
+    }
+
+
 def log_parabola_minimum(batch_sizes, losses) -> tuple[float, bool]:
     """Minimum of a parabola in log2(batch) through the best grid point and its neighbours.
 

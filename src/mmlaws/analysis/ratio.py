@@ -57,7 +57,8 @@ def competition_ratio(
       name_i, name_j: dataset names in the pair run's header (their shares give D_i, D_j).
       law: a fitted bi-modal law; when given, ``predicted_final`` is
         ``law.independent(N, D_i, D_j) / law.predict(N, D_i, D_j)`` at the pair run's last
-        point covered by all three runs (``law.names`` order is taken as (i, j)).
+        point covered by all three runs; when ``law.names == (name_j, name_i)`` the law's
+        modalities are swapped to match, otherwise its order is taken as (i, j).
       key: logged series, ``"loss"`` by default (step lines).
       rtol_N: relative tolerance for the three runs' N to count as equal.
     Returns: :class:`RatioCurve`.
@@ -96,7 +97,10 @@ def competition_ratio(
     )
     pred = None
     if law is not None:
-        pred = predicted_final_ratio(law, Ns[0], D_i[-1], D_j[-1])
+        d_i, d_j = D_i[-1], D_j[-1]
+        if tuple(law.names) == (name_j, name_i):  # the law's first modality is j
+            d_i, d_j = d_j, d_i
+        pred = predicted_final_ratio(law, Ns[0], d_i, d_j)
     return RatioCurve(t_pair, D_i, D_j, mean / L_pair, pred, float(Ns[0]))
 
 
