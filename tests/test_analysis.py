@@ -377,3 +377,15 @@ def test_predicted_final_ratio_matches_law_names_either_way(tmp_path):
     assert a.predicted_final == pytest.approx(b.predicted_final, rel=1e-12)
     np.testing.assert_allclose(a.ratio, b.ratio, rtol=1e-12)
     assert b.ratio[-1] == pytest.approx(b.predicted_final, rel=1e-12)
+
+
+def test_analysis_imports_no_training_code():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mmlaws.analysis; "
+        "bad = [m for m in sys.modules if m.startswith(('mmlaws.train', 'mmlaws.model', "
+        "'tensorflow'))]; print(bad); assert not bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
