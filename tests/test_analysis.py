@@ -113,6 +113,35 @@ def test_flatness_from_run_records(tmp_path):
         analysis.flatness(read_runs(tmp_path), warmup_tokens=1e6, window_tokens=2e5)
 
 
+def test_flatness_alpha_correlation_equals_scipy(tmp_path):
+    # speech flat until t_flat: flatness = (t_flat - 1e5) / 1e6 of the 10 windows
+    flat_until = {"text": 6e5, "image": 3e5, "code": 9e5}
+    alpha = {("speech", m): a for m, a in {"text": 0.2, "image": 0.35, "code": 0.1}.items()}
+    for m, t_flat in flat_until.items():
+        speech = np.where(T <= t_flat, 3.0, 3.0 - (T - t_flat) * 1e-6)
+        _write(
+            tmp_path,
+            m,
+            1e6,
+            T,
+            speech,
+            datasets={"speech": 0.5, m: 0.5},
+            per_modality={"speech": speech},
+        )
+    alpha = {tuple(sorted(k)): v for k, v in alpha.items()}
+    c = analysis.flatness_alpha_correlation(
+        read_runs(tmp_path), alpha, modality="speech", **FLAT_KW
+    )
+    ids = list(read_runs(tmp_path).run_id)
+    x = [alpha[tuple(sorted(("speech", i)))] for i in ids]
+    y = [(flat_until[i] - 1e5) / 1e6 * 100 for i in ids]
+    np.testing.assert_allclose(c.y, y)
+    assert c.pearson == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
+    assert c.spearman == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+    with pytest.raises(ValueError, match=r"no alpha.*'code'"):
+        analysis.flatness_alpha_correlation(read_runs(tmp_path), {}, modality="speech", **FLAT_KW)
+
+
 def test_flatness_bad_input():
     with pytest.raises(ValueError, match="too few"):
         analysis.flat_windows([1.0], [1.0], **FLAT_KW)

@@ -19,7 +19,13 @@ from mmlaws.analysis.batch import (
     optimal_batch_size,
     optimal_batch_sizes,
 )
-from mmlaws.analysis.flatness import flat_windows, flatness, flatness_percentage, running_median
+from mmlaws.analysis.flatness import (
+    flat_windows,
+    flatness,
+    flatness_alpha_correlation,
+    flatness_percentage,
+    running_median,
+)
 from mmlaws.analysis.ratio import RatioCurve, competition_ratio, predicted_final_ratio
 from mmlaws.analysis.spikes import running_median_spikes, spike_correlation, spike_counts
 
@@ -33,6 +39,7 @@ __all__ = [
     "correlate",
     "flat_windows",
     "flatness",
+    "flatness_alpha_correlation",
     "flatness_percentage",
     "interp_log_tokens",
     "log_parabola_minimum",

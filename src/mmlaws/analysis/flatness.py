@@ -20,11 +20,11 @@ definition of flatness reads). The **flatness percentage** is ``100 × (#flat wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mmlaws.analysis._common import as_records
+from mmlaws.analysis._common import Correlation, as_records, correlate, pair_key
 from mmlaws.laws.records import RunRecord, RunTable
 
 
@@ -145,3 +145,29 @@ def flatness(
                 run_id=rec.run_id,
             )
     return out
+
+
+def flatness_alpha_correlation(
+    runs: RunTable | Sequence[RunRecord],
+    alpha: Mapping[tuple[str, ...], float],
+    *,
+    modality: str,
+    **criterion,
+) -> Correlation:
+    """Correlation across runs of α_ij with one modality's flatness percentage (Phenomenon 2).
+
+    Args:
+      runs: bi-modal runs that all log ``loss_per_modality[modality]`` (the paper uses one N).
+      alpha: a run's sorted dataset names (tuple) → α_ij of that pair's law.
+      modality: the source modality whose flatness is measured (e.g. ``"speech"``).
+      criterion: ``warmup_tokens``, ``window_tokens``, ``eps``, ``smooth`` (:func:`flatness`).
+    Returns: :class:`Correlation` with ``x = α``, ``y = flatness percent``, labels the run ids.
+    Raises ``ValueError`` naming runs without an α, or with fewer than 3 runs.
+    """
+    recs = as_records(runs)
+    missing = [r.run_id for r in recs if pair_key(r) not in alpha]
+    if missing:
+        raise ValueError(f"no alpha for the modality sets of runs {missing}")
+    pct = flatness(recs, modalities=[modality], **criterion)
+    ids = [r.run_id for r in recs]
+    return correlate([alpha[pair_key(r)] for r in recs], [pct[i][modality] for i in ids], ids)
