@@ -1,0 +1,180 @@
+"""Sweeps: a grid of training runs, run locally (one after another or in parallel processes) or
+as a SLURM job array, resumable, with a summary table at the end.
+
+A sweep is a base gin file (a training config such as ``configs/train/tiny.gin``, which binds
+``main.run.job`` and reads its settings from macros) and a grid over those macros::
+
+    grid = {"MODEL": ["'tiny'", "'mini'"], "STEPS": [100, 400]}   # 4 runs
+
+Each grid point is one run: ``python -m mmlaws.main --gin_file=<base> --gin_param=K=V ...
+--gin_param=OUTPUT_DIR='<sweep_dir>/<run_id>'``, its run id made from the grid values. A run is
+*finished* when its run record (``<sweep_dir>/<run_id>/<run_id>.jsonl``) holds a ``final``
+line; finished runs are skipped, and an interrupted run is started again with the same output
+folder, where the training loop resumes from its last checkpoint. ``backend="slurm"`` writes
+``commands.txt`` (one command per line) and ``sweep.sbatch``, a job array whose task *i* runs
+line *i*, and submits it with ``sbatch`` unless ``dry_run``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+from mmlaws.errors import ConfigError
+from mmlaws.laws.records import read_run
+
+
+def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
+    """Every combination of the grid's values, in the grid's order (last axis fastest)."""
+    if not grid:
+        raise ConfigError("sweep grid is empty: give at least one macro and its values")
+    for k, v in grid.items():
+        if isinstance(v, str) or not isinstance(v, Sequence) or len(v) == 0:
+            raise ConfigError(f"sweep grid[{k!r}] must be a non-empty list of values, got {v!r}")
+    keys = list(grid)
+    return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*grid.values())]
+
+
+def run_id(point: Mapping) -> str:
+    """A file-name-safe id from a grid point, e.g. ``MODEL-tiny_STEPS-100``."""
+    def clean(v):
+        return re.sub(r"[^A-Za-z0-9.+-]+", "", str(v).replace(" ", "")) or "x"
+    return "_".join(f"{k}-{clean(v)}" for k, v in point.items())
+
+
+def command(base_gin: str, point: Mapping, output_dir: str, extra: Sequence[str] = ()) -> list[str]:
+    """The argv of one run."""
+    params = [f"{k}={v}" for k, v in point.items()] + list(extra)
+    params.append(f"OUTPUT_DIR={output_dir!r}")
+    return [sys.executable, "-m", "mmlaws.main", f"--gin_file={base_gin}",
+            *(f"--gin_param={p}" for p in params)]
+
+
+def status(output_dir: str, rid: str) -> str:
+    """``finished``, ``started`` (a record without its final line) or ``pending``."""
+    path = os.path.join(output_dir, f"{rid}.jsonl")
+    if not os.path.exists(path):
+        return "pending"
+    try:
+        return "finished" if read_run(path).finished else "started"
+    except Exception:  # an unreadable record is rerun: the loop resumes from its checkpoint
+        return "started"
+
+
+def run_sweep(
+    *, base_gin: str, grid: Mapping[str, Sequence], sweep_dir: str, backend: str = "local",
+    parallel: int = 1, extra_params: Sequence[str] = (), dry_run: bool = False,
+    slurm_options: Mapping[str, str] | None = None,
+) -> list[dict]:
+    """Runs (or submits) every grid point not yet finished; returns the summary rows.
+
+    ``parallel`` > 1 runs that many local processes at once. ``extra_params`` are gin bindings
+    added to every run (``"WANDB=False"``). ``slurm_options`` become ``#SBATCH --key=value``
+    lines (for example ``{"partition": "gpu", "gres": "gpu:8", "time": "24:00:00"}``).
+    """
+    if backend not in ("local", "slurm"):
+        raise ConfigError(f"sweep backend={backend!r}: expected 'local' or 'slurm'")
+    if not os.path.isfile(base_gin):
+        raise ConfigError(f"sweep base_gin={base_gin!r}: no such file")
+    if parallel < 1:
+        raise ConfigError(f"sweep parallel={parallel}: must be >= 1")
+    os.makedirs(sweep_dir, exist_ok=True)
+    runs = []
+    for point in grid_points(grid):
+        rid = run_id(point)
+        out = os.path.join(sweep_dir, rid)
+        runs.append({"run_id": rid, "point": point, "output_dir": out,
+                     "argv": command(base_gin, point, out, extra_params),
+                     "status": status(out, rid)})
+    todo = [r for r in runs if r["status"] != "finished"]
+    print(f"mmlaws sweep: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
+          f"{len(todo)} to run ({backend})")
+    if backend == "slurm":
+        _slurm(todo, sweep_dir, slurm_options or {}, dry_run)
+    elif not dry_run:
+        _local(todo, parallel)
+    for r in runs:
+        r["status"] = status(r["output_dir"], r["run_id"])
+    rows = [_summary(r) for r in runs]
+    with open(os.path.join(sweep_dir, "summary.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(_table(rows))
+    return rows
+
+
+def _local(todo, parallel: int) -> None:
+    pending, live, failed = list(todo), [], []
+    while pending or live:
+        while pending and len(live) < parallel:
+            r = pending.pop(0)
+            os.makedirs(r["output_dir"], exist_ok=True)
+            log = open(os.path.join(r["output_dir"], "stdout.log"), "a")
+            print(f"  start {r['run_id']}")
+            live.append((r, subprocess.Popen(r["argv"], stdout=log, stderr=subprocess.STDOUT),
+                         log, time.perf_counter()))
+        for item in list(live):
+            r, proc, log, t0 = item
+            if proc.poll() is None:
+                continue
+            log.close()
+            live.remove(item)
+            took = time.perf_counter() - t0
+            print(f"  {'done ' if proc.returncode == 0 else 'FAILED'} {r['run_id']} "
+                  f"({took:.0f} s, exit {proc.returncode})")
+            if proc.returncode:
+                failed.append(r["run_id"])
+        time.sleep(0.2)
+    if failed:
+        print(f"mmlaws sweep: {len(failed)} run(s) failed: {failed}; see their stdout.log; "
+              f"run the sweep again to resume them")
+
+
+def _slurm(todo, sweep_dir: str, options: Mapping[str, str], dry_run: bool) -> None:
+    if not todo:
+        return
+    cmds = os.path.join(sweep_dir, "commands.txt")
+    with open(cmds, "w") as f:
+        for r in todo:
+            f.write(shlex.join(r["argv"]) + "\n")
+    lines = ["#!/bin/bash", "#SBATCH --job-name=mmlaws-sweep",
+             f"#SBATCH --array=1-{len(todo)}",
+             f"#SBATCH --output={os.path.join(sweep_dir, 'slurm-%A_%a.out')}"]
+    lines += [f"#SBATCH --{k}={v}" for k, v in options.items()]
+    task = f'eval "$(sed -n "${{SLURM_ARRAY_TASK_ID}}p" {shlex.quote(cmds)})"'
+    lines += ["set -euo pipefail", task]
+    script = os.path.join(sweep_dir, "sweep.sbatch")
+    with open(script, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    if dry_run:
+        print(f"mmlaws sweep: wrote {script} and {cmds} (dry run, not submitted)")
+        return
+    out = subprocess.run(["sbatch", script], capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise ConfigError(f"sbatch {script} failed: {out.stderr.strip() or out.stdout.strip()}")
+    print(f"mmlaws sweep: {out.stdout.strip()}")
+
+
+def _summary(r) -> dict:
+    row = {"run_id": r["run_id"], **{k: str(v) for k, v in r["point"].items()},
+           "status": r["status"]}
+    if r["status"] == "finished":
+        rec = read_run(os.path.join(r["output_dir"], f"{r['run_id']}.jsonl"))
+        row.update(N=rec.header.get("N"), tokens=rec.final.get("tokens"),
+                   loss=rec.final.get("loss"))
+    return row
+
+
+def _table(rows) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    body = [[fmt(r.get(k, "")) for k in keys] for r in rows]
+    width = [max(len(k), *(len(b[i]) for b in body)) for i, k in enumerate(keys)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, width, strict=True))
+    return "\n".join([line(keys), line(["-" * w for w in width]), *map(line, body)])

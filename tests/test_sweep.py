@@ -1,0 +1,59 @@
+"""The sweep runner: grid, run ids, skip-finished, and the SLURM job array written by a dry run."""
+
+import pathlib
+
+import pytest
+
+from mmlaws.errors import ConfigError
+from mmlaws.sweep import grid_points, run_id, run_sweep
+
+BASE = "configs/train/tiny.gin"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def test_grid_points_and_ids():
+    pts = grid_points({"STEPS": [4, 8], "SEQ_LEN": [32]})
+    assert pts == [{"STEPS": 4, "SEQ_LEN": 32}, {"STEPS": 8, "SEQ_LEN": 32}]
+    rid = run_id({"DATASETS": "{'text': ('text', 1.0)}", "STEPS": 4})
+    assert rid == "DATASETS-texttext1.0_STEPS-4"
+    with pytest.raises(ConfigError, match="non-empty list"):
+        grid_points({"STEPS": []})
+
+
+def test_slurm_dry_run_writes_an_array_over_unfinished_runs(tmp_path):
+    rows = run_sweep(base_gin=BASE, grid={"STEPS": [4, 8, 16]}, sweep_dir=str(tmp_path),
+                     backend="slurm", dry_run=True, slurm_options={"partition": "gpu"})
+    assert [r["status"] for r in rows] == ["pending"] * 3
+    script = (tmp_path / "sweep.sbatch").read_text()
+    assert "#SBATCH --array=1-3" in script and "#SBATCH --partition=gpu" in script
+    cmds = (tmp_path / "commands.txt").read_text().splitlines()
+    assert len(cmds) == 3 and all("--gin_file=configs/train/tiny.gin" in c for c in cmds)
+    assert "--gin_param=STEPS=8" in cmds[1] and f"{tmp_path}/STEPS-8" in cmds[1]
+
+
+def test_bad_settings_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="backend"):
+        run_sweep(base_gin=BASE, grid={"STEPS": [4]}, sweep_dir=str(tmp_path), backend="k8s")
+    with pytest.raises(ConfigError, match="no such file"):
+        run_sweep(base_gin="nope.gin", grid={"STEPS": [4]}, sweep_dir=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_local_sweep_runs_then_skips_finished_runs(tmp_path):
+    grid = {"STEPS": [3, 4]}
+    extra = ["WANDB=False", "loop.train.checkpoint_every=2", "loop.train.eval_every=0",
+             "loop.train.progress=False"]
+    rows = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra_params=extra,
+                     parallel=2)
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert all(r["loss"] > 0 and r["tokens"] > 0 for r in rows)
+    assert (tmp_path / "summary.json").exists()
+    logs = [p.stat().st_mtime for p in tmp_path.glob("*/stdout.log")]
+    again = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra_params=extra)
+    assert [r["status"] for r in again] == ["finished", "finished"]
+    assert [p.stat().st_mtime for p in tmp_path.glob("*/stdout.log")] == logs  # nothing rerun
