@@ -118,7 +118,17 @@ class Run:
                 "config": {"model": model, **dataclasses.asdict(self.recipe),
                            "micro_batches": self.micro_batches, "seed": self.seed,
                            "rng_impl": self.rng_impl,
-                           "mesh": dict(self.mesh.shape), "vocab_size": self.config.vocab_size}}
+                           "mesh": dict(self.mesh.shape), "vocab_size": self.config.vocab_size,
+                           "batch_tokens": self.batch_tokens()}}
+
+    def batch_tokens(self) -> int | None:
+        """Token positions per optimizer step (all processes), when the data source says its
+        rows and length (``batch_size`` and ``seq_len`` or ``sequence_length``)."""
+        rows = getattr(self.data, "batch_size", None)
+        length = getattr(self.data, "seq_len", None) or getattr(self.data, "sequence_length", None)
+        if not (isinstance(rows, int) and isinstance(length, int)):
+            return None
+        return rows * length * (jax.process_count() if self.process_local else 1)
 
     def place(self, batch: dict) -> dict:
         return place_batch(batch, self.mesh, process_local=self.process_local)
