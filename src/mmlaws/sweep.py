@@ -57,15 +57,26 @@ def command(base_gin: str, point: Mapping, output_dir: str, extra: Sequence[str]
             *(f"--gin_param={p}" for p in params)]
 
 
-def status(output_dir: str, rid: str) -> str:
-    """``finished``, ``started`` (a record without its final line) or ``pending``."""
+def _record(output_dir: str, rid: str):
+    """The run's record, or None when it has none yet; an unreadable one reads as started."""
     path = os.path.join(output_dir, f"{rid}.jsonl")
     if not os.path.exists(path):
-        return "pending"
+        return None
     try:
-        return "finished" if read_run(path).finished else "started"
+        return read_run(path)
     except Exception:  # an unreadable record is rerun: the loop resumes from its checkpoint
-        return "started"
+        return False
+
+
+def status(output_dir: str, rid: str) -> str:
+    """``finished``, ``started`` (a record without its final line) or ``pending``."""
+    return _status(_record(output_dir, rid))
+
+
+def _status(rec) -> str:
+    if rec is None:
+        return "pending"
+    return "finished" if rec and rec.finished else "started"
 
 
 def run_sweep(
@@ -100,9 +111,7 @@ def run_sweep(
         _slurm(todo, sweep_dir, slurm_options or {}, dry_run)
     elif not dry_run:
         _local(todo, parallel)
-    for r in runs:
-        r["status"] = status(r["output_dir"], r["run_id"])
-    rows = [_summary(r) for r in runs]
+    rows = [_summary(r, _record(r["output_dir"], r["run_id"])) for r in runs]
     with open(os.path.join(sweep_dir, "summary.json"), "w") as f:
         json.dump(rows, f, indent=1)
     print(_table(rows))
@@ -161,11 +170,10 @@ def _slurm(todo, sweep_dir: str, options: Mapping[str, str], dry_run: bool) -> N
     print(f"mmlaws sweep: {out.stdout.strip()}")
 
 
-def _summary(r) -> dict:
+def _summary(r, rec) -> dict:
     row = {"run_id": r["run_id"], **{k: str(v) for k, v in r["point"].items()},
-           "status": r["status"]}
-    if r["status"] == "finished":
-        rec = read_run(os.path.join(r["output_dir"], f"{r['run_id']}.jsonl"))
+           "status": _status(rec)}
+    if row["status"] == "finished":
         row.update(N=rec.header.get("N"), tokens=rec.final.get("tokens"),
                    loss=rec.final.get("loss"))
     return row

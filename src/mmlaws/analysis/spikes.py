@@ -9,6 +9,7 @@ the rule training applies when it writes ``grad_spike`` events.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,24 +18,45 @@ from mmlaws.analysis._common import Correlation, as_records, correlate, pair_key
 from mmlaws.laws.records import RunRecord, RunTable
 
 
+class SpikeDetector:
+    """Flags a gradient norm above ``factor`` × the median of the last ``window`` norms.
+
+    No spike is called before ``min_history`` norms have been seen; spikes do join the
+    history (a run of spikes raises the median, as a new regime should). Training feeds it one
+    norm per step and logs a ``grad_spike`` event for each flag.
+    """
+
+    def __init__(self, factor: float = 5.0, window: int = 100, min_history: int = 10):
+        if factor <= 0 or window < 1 or min_history < 1:
+            raise ValueError("need factor > 0, window >= 1 and min_history >= 1")
+        self.factor, self.min_history = factor, min_history
+        self.history: collections.deque = collections.deque(maxlen=window)
+        self.count = 0
+
+    def update(self, grad_norm: float) -> float | None:
+        """Record a norm; returns the median it was compared with when it is a spike."""
+        median = float(np.median(self.history)) if self.history else 0.0
+        spike = len(self.history) >= self.min_history and grad_norm > self.factor * median
+        self.history.append(grad_norm)
+        if spike:
+            self.count += 1
+            return median
+        return None
+
+
 def running_median_spikes(
     grad_norm, *, factor: float = 5.0, window: int = 100, min_history: int = 10
 ) -> np.ndarray:
-    """[T] bool: which norms are spikes under the running-median rule (module docstring).
+    """[T] bool: which norms are spikes under the running-median rule (:class:`SpikeDetector`).
 
     Args:
       grad_norm: [T] global gradient norms in logged order (before clipping).
       factor: k in ``norm > k × median``; window: history length in logged steps;
       min_history: norms needed before any spike is called.
     """
-    g = np.asarray(grad_norm, np.float64)
-    if factor <= 0 or window < 1 or min_history < 1:
-        raise ValueError("need factor > 0, window >= 1 and min_history >= 1")
-    out = np.zeros(g.shape, bool)
-    for t in range(g.size):
-        hist = g[max(0, t - window) : t]
-        out[t] = hist.size >= min_history and g[t] > factor * np.median(hist)
-    return out
+    det = SpikeDetector(factor, window, min_history)
+    return np.array([det.update(g) is not None for g in np.asarray(grad_norm, np.float64)],
+                    dtype=bool)
 
 
 def spike_counts(

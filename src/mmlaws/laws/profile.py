@@ -22,12 +22,14 @@ import dataclasses
 import functools
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
 from mmlaws.laws import fit as fitting
 from mmlaws.laws.solver import minimize_multistart
+from mmlaws.laws.uncertainty import REFIT_TOLERANCES
 
 # Extra starts for the refits at each fixed value (besides the optimum itself): log-coefficients
 # over Hoffmann's range, exponents within [0, 1].
@@ -93,7 +95,8 @@ def profile_interval(
         raise ValueError("every residual is outside the Huber threshold or all are zero; "
                          "no likelihood-ratio scale can be formed")
     threshold = float(stats.f.ppf(level, 1, n - p))
-    h_min = float(objective(jnp.asarray(p_hat), *data_args))
+    with jax.enable_x64(True):
+        h_min = float(objective(jnp.asarray(p_hat), *data_args))
     rest = np.delete(p_hat, k)
     starts = np.concatenate([rest[None], _extra_starts(kinds[:k] + kinds[k + 1:])])
     fun = _fixed(objective, k)
@@ -119,8 +122,8 @@ def _refit(fun, starts, grid, data_args) -> np.ndarray:
     K, G = len(starts), len(grid)
     S = K * G
     args = (np.repeat(grid, K),) + tuple(np.broadcast_to(a, (S,) + np.shape(a)) for a in data_args)
-    res = minimize_multistart(fun, np.tile(starts, (G, 1)), args, batched_args=True, tol=1e-9,
-                              ftol=1e-13)
+    res = minimize_multistart(fun, np.tile(starts, (G, 1)), args, batched_args=True,
+                              **REFIT_TOLERANCES)
     return res.values.reshape(G, K).min(axis=1)
 
 

@@ -7,11 +7,11 @@ Perplexity is ``exp(loss)``.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from mmlaws.analysis.spikes import SpikeDetector as SpikeDetector  # one rule, re-exported
 from mmlaws.model import mfu as model_mfu
 from mmlaws.train.step import MODALITIES
 
@@ -40,29 +40,6 @@ def add_sums(a: Mapping | None, b: Mapping) -> dict:
     """Element-wise sum of two sums dicts (``a`` may be None)."""
     b = {k: np.asarray(v, np.float64) for k, v in b.items()}
     return b if a is None else {k: a[k] + b[k] for k in b}
-
-
-class SpikeDetector:
-    """Flags a gradient norm above ``factor`` × the median of the last ``window`` norms.
-
-    No spike is called before ``min_history`` norms have been seen; spikes do join the
-    history (a run of spikes raises the median, as a new regime should).
-    """
-
-    def __init__(self, factor: float = 5.0, window: int = 100, min_history: int = 10):
-        self.factor, self.min_history = factor, min_history
-        self.history: collections.deque = collections.deque(maxlen=window)
-        self.count = 0
-
-    def update(self, grad_norm: float) -> float | None:
-        """Record a norm; returns the median it was compared with when it is a spike."""
-        median = float(np.median(self.history)) if self.history else 0.0
-        spike = len(self.history) >= self.min_history and grad_norm > self.factor * median
-        self.history.append(grad_norm)
-        if spike:
-            self.count += 1
-            return median
-        return None
 
 
 def throughput(tokens: float, seconds: float, *, flops_per_token: float, num_devices: int,
