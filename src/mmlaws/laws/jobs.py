@@ -73,7 +73,7 @@ def fit_runs(
         results[ds[0]], laws[ds[0]] = _fit_one(table.select(ds), ds[0], delta, grid,
                                                bootstrap_samples, out)
     pairs = [d for d in table.dataset_sets() if len(d) == 2 and all(k in laws for k in d)]
-    for ds in tqdm(pairs, desc="fitting pairs", unit="pair"):
+    for ds in tqdm(pairs, desc="fitting pairs", unit="pair", disable=not pairs):
         results["|".join(ds)] = _fit_pair(table.select(ds), ds, laws, delta, bootstrap_samples)
     (out / "fits.json").write_text(json.dumps(results, indent=2))
     print(f"mmlaws: fitted {len(laws)} uni-modal and {len(pairs)} bi-modal law(s) on "
