@@ -234,12 +234,17 @@ def mixture(
       shard_index, shard_count: this host's slice of every dataset's documents.
 
     Returns:
-      A grain ``DatasetIterator`` of batch dicts, with ``get_state()``/``set_state()``.
+      A grain ``DatasetIterator`` of batch dicts, with ``get_state()``/``set_state()``. It also
+      carries ``shares``, ``batch_size``, ``sequence_length`` and ``objective``, which training
+      records in its run header.
     """
-    return iter(mixture_dataset(
+    it = iter(mixture_dataset(
         shares, sequence_length=sequence_length, batch_size=batch_size, data_dir=data_dir,
         seed=seed, objective=objective, split=split, block_size=block_size, shuffle=shuffle,
         repeat=repeat, shard_index=shard_index, shard_count=shard_count))
+    it.shares, it.batch_size = dict(shares), batch_size
+    it.sequence_length, it.objective = sequence_length, objective
+    return it
 
 
 def _check_args(shares, sequence_length, batch_size, objective, shard_index, shard_count):
