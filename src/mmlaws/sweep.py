@@ -80,15 +80,19 @@ def _status(rec) -> str:
 
 
 def run_sweep(
-    *, base_gin: str, grid: Mapping[str, Sequence], sweep_dir: str, backend: str = "local",
-    parallel: int = 1, extra_params: Sequence[str] = (), dry_run: bool = False,
+    *, base_gin: str, sweep_dir: str, grid: Mapping[str, Sequence] | None = None,
+    points: Mapping[str, Mapping] | None = None, backend: str = "local", parallel: int = 1,
+    extra_params: Sequence[str] = (), dry_run: bool = False,
     slurm_options: Mapping[str, str] | None = None,
 ) -> list[dict]:
     """Runs (or submits) every grid point not yet finished; returns the summary rows.
 
-    ``parallel`` > 1 runs that many local processes at once. ``extra_params`` are gin bindings
-    added to every run (``"WANDB=False"``). ``slurm_options`` become ``#SBATCH --key=value``
-    lines (for example ``{"partition": "gpu", "gres": "gpu:8", "time": "24:00:00"}``).
+    Give either ``grid`` (every combination of its values) or ``points``, an explicit
+    ``{run_id: {macro: value}}`` (for designs that are not a full grid, such as
+    :mod:`mmlaws.study`'s). ``parallel`` > 1 runs that many local processes at once.
+    ``extra_params`` are gin bindings added to every run (``"WANDB=False"``).
+    ``slurm_options`` become ``#SBATCH --key=value`` lines (for example
+    ``{"partition": "gpu", "gres": "gpu:8", "time": "24:00:00"}``).
     """
     if backend not in ("local", "slurm"):
         raise ConfigError(f"sweep backend={backend!r}: expected 'local' or 'slurm'")
@@ -96,10 +100,16 @@ def run_sweep(
         raise ConfigError(f"sweep base_gin={base_gin!r}: no such file")
     if parallel < 1:
         raise ConfigError(f"sweep parallel={parallel}: must be >= 1")
+    if (grid is None) == (points is None):
+        raise ConfigError("sweep: give exactly one of grid= and points=")
+    if points is not None and not points:
+        raise ConfigError("sweep points= is empty: give at least one run")
+    named = ({run_id(p): p for p in grid_points(grid)} if points is None else dict(points))
     os.makedirs(sweep_dir, exist_ok=True)
     runs = []
-    for point in grid_points(grid):
-        rid = run_id(point)
+    for rid, point in named.items():
+        if not re.fullmatch(r"[A-Za-z0-9.+_-]+", rid):
+            raise ConfigError(f"sweep run id {rid!r}: use letters, digits and . + _ - only")
         out = os.path.join(sweep_dir, rid)
         runs.append({"run_id": rid, "point": point, "output_dir": out,
                      "argv": command(base_gin, point, out, extra_params),
@@ -119,13 +129,13 @@ def run_sweep(
 
 
 def _local(todo, parallel: int) -> None:
-    pending, live, failed = list(todo), [], []
+    pending, live, failed, done = list(todo), [], [], 0
     while pending or live:
         while pending and len(live) < parallel:
             r = pending.pop(0)
             os.makedirs(r["output_dir"], exist_ok=True)
             log = open(os.path.join(r["output_dir"], "stdout.log"), "a")
-            print(f"  start {r['run_id']}")
+            print(f"  [{len(todo) - len(pending)}/{len(todo)}] start {r['run_id']}", flush=True)
             live.append((r, subprocess.Popen(r["argv"], stdout=log, stderr=subprocess.STDOUT),
                          log, time.perf_counter()))
         for item in list(live):
@@ -134,9 +144,9 @@ def _local(todo, parallel: int) -> None:
                 continue
             log.close()
             live.remove(item)
-            took = time.perf_counter() - t0
-            print(f"  {'done ' if proc.returncode == 0 else 'FAILED'} {r['run_id']} "
-                  f"({took:.0f} s, exit {proc.returncode})")
+            took, done = time.perf_counter() - t0, done + 1
+            print(f"  [{done}/{len(todo)}] {'done ' if proc.returncode == 0 else 'FAILED'} "
+                  f"{r['run_id']} ({took:.0f} s, exit {proc.returncode})", flush=True)
             if proc.returncode:
                 failed.append(r["run_id"])
         time.sleep(0.2)

@@ -111,6 +111,7 @@ def flatness(
     eps: float = 1e-3,
     smooth: int = 1,
     modalities: Sequence[str] | None = None,
+    series: str = "loss_per_modality",
 ) -> dict[str, dict[str, float]]:
     """Flatness percentage per source modality per run (Figure 7).
 
@@ -118,23 +119,26 @@ def flatness(
       runs: run records (a :class:`RunTable` from ``read_runs``, records, or one record).
       warmup_tokens, window_tokens, eps, smooth: the criterion's parameters (module docstring);
         tokens are the run's total tokens seen.
-      modalities: which ``loss_per_modality`` keys to analyse; None: every key a run logs.
+      modalities: which ``series`` keys to analyse; None: every key a run logs.
+      series: ``"loss_per_modality"`` (source modalities of the vocabulary) or
+        ``"loss_per_dataset"`` (datasets, for modalities that share a token range, such as
+        text and code under one BPE).
     Returns: ``{run_id: {modality: percent in [0, 100]}}``.
     Raises ``ValueError`` naming the run when a requested modality is not logged or a curve is
     too short for the criterion.
     """
     out: dict[str, dict[str, float]] = {}
     for rec in as_records(runs):
-        logged = sorted({m for s in rec.steps for m in (s.get("loss_per_modality") or {})})
+        logged = sorted({m for s in rec.steps for m in (s.get(series) or {})})
         names = list(modalities) if modalities is not None else logged
         if not names:
-            raise ValueError(f"run {rec.run_id!r}: logs no loss_per_modality")
+            raise ValueError(f"run {rec.run_id!r}: logs no {series}")
         missing = [m for m in names if m not in logged]
         if missing:
-            raise ValueError(f"run {rec.run_id!r}: no loss_per_modality for {missing}")
+            raise ValueError(f"run {rec.run_id!r}: no {series} for {missing}")
         out[rec.run_id] = {}
         for m in names:
-            tok, val = rec.curve(f"loss_per_modality.{m}")
+            tok, val = rec.curve(f"{series}.{m}")
             out[rec.run_id][m] = flatness_percentage(
                 tok,
                 val,

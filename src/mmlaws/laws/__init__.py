@@ -34,6 +34,7 @@ from mmlaws.laws.uncertainty import (
     HoldoutResult,
     bootstrap_bimodal,
     bootstrap_unimodal,
+    holdout_bimodal,
     holdout_unimodal,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "fit_bimodal",
     "fit_nmodal",
     "fit_unimodal",
+    "holdout_bimodal",
     "holdout_unimodal",
     "is_synergistic",
     "membership",

@@ -24,7 +24,12 @@ from mmlaws.laws import plots, published
 from mmlaws.laws.forms import Interaction
 from mmlaws.laws.optimal import chinchilla_optimal, compute_optimal
 from mmlaws.laws.records import RunTable, read_runs
-from mmlaws.laws.uncertainty import bootstrap_bimodal, bootstrap_unimodal
+from mmlaws.laws.uncertainty import (
+    bootstrap_bimodal,
+    bootstrap_unimodal,
+    holdout_bimodal,
+    holdout_unimodal,
+)
 
 GRIDS = {
     "hoffmann": fitting.HOFFMANN_GRID,
@@ -56,37 +61,72 @@ def _out(output_dir: str) -> pathlib.Path:
 def fit_runs(
     path: str, output_dir: str, *, huber_delta: float = 0.03, grid: str = "hoffmann",
     bootstrap_samples: int = 0, csv_columns: dict | None = None, drop_highest_losses: int = 0,
+    holdout_sizes: int = 0,
 ) -> dict:
-    """Fits every dataset's uni-modal law (runs on one dataset) found at ``path``.
+    """Fits every dataset's uni-modal law (runs on one dataset) and every pair's Eq. 4 found at
+    ``path``; writes ``fits.json`` and a plot per uni-modal law.
 
     ``drop_highest_losses`` leaves out that many runs with the highest loss (Epoch's replication
-    drops 5 of the Chinchilla points this way).
+    drops 5 of the Chinchilla points this way). ``holdout_sizes`` > 0 also refits each law
+    without the runs at that many largest model sizes and reports its error on them.
     """
-    delta, grid = _check_delta(huber_delta), _grid(grid)
     table = read_runs(path, **(csv_columns or {}))
     out = _out(output_dir)
     if drop_highest_losses:
         table = table.take(np.sort(np.argsort(table.loss, kind="stable")[:-drop_highest_losses]))
-    results, laws = {}, {}
+    fits = fit_table(table, huber_delta=huber_delta, grid=grid,
+                     bootstrap_samples=bootstrap_samples, holdout_sizes=holdout_sizes,
+                     plots_dir=out)
+    (out / "fits.json").write_text(json.dumps(fits.results, indent=2))
+    print(f"mmlaws: fitted {len(fits.unimodal)} uni-modal and {len(fits.bimodal)} bi-modal "
+          f"law(s) on {len(table)} runs; wrote {out}/fits.json and {len(fits.unimodal)} plot(s) "
+          f"under {out}/")
+    return fits.results
+
+
+@dataclasses.dataclass(frozen=True)
+class TableFits:
+    """The laws fitted on a table of runs: JSON-ready entries and the law objects."""
+
+    results: dict  # name ("text", or "code|text" for a pair) -> fits.json entry
+    unimodal: dict  # dataset -> UnimodalFit
+    bimodal: dict  # (i, j) -> BimodalFit
+
+
+def fit_table(
+    table: RunTable, *, huber_delta: float = 0.03, grid: str = "hoffmann",
+    bootstrap_samples: int = 0, holdout_sizes: int = 0, plots_dir=None,
+) -> TableFits:
+    """Eq. 2 on every single-dataset set of runs, then Eq. 4 on every pair whose two datasets
+    have laws. Each entry holds the parameters, the solver's outcome, and with
+    ``bootstrap_samples`` 95% percentile intervals; with ``holdout_sizes`` the relative error of
+    a refit without the largest sizes on the held-out runs (or why it could not be made)."""
+    delta, grid = _check_delta(huber_delta), _grid(grid)
+    if not isinstance(holdout_sizes, int) or holdout_sizes < 0:
+        raise ConfigError(f"holdout_sizes={holdout_sizes!r}: expected an integer >= 0")
+    results, laws, held_laws, pairs_fit = {}, {}, {}, {}
     singles = [d for d in table.dataset_sets() if len(d) == 1]
     for ds in tqdm(singles, desc="fitting laws", unit="law"):
-        results[ds[0]], laws[ds[0]] = _fit_one(table.select(ds), ds[0], delta, grid,
-                                               bootstrap_samples, out)
+        name = ds[0]
+        results[name], laws[name], held_laws[name] = _fit_one(
+            table.select(ds), name, delta, grid, bootstrap_samples, plots_dir, holdout_sizes)
     pairs = [d for d in table.dataset_sets() if len(d) == 2 and all(k in laws for k in d)]
     for ds in tqdm(pairs, desc="fitting pairs", unit="pair", disable=not pairs):
-        results["|".join(ds)] = _fit_pair(table.select(ds), ds, laws, delta, bootstrap_samples)
-    (out / "fits.json").write_text(json.dumps(results, indent=2))
-    print(f"mmlaws: fitted {len(laws)} uni-modal and {len(pairs)} bi-modal law(s) on "
-          f"{len(table)} runs; wrote {out}/fits.json and {len(laws)} plot(s) under {out}/")
-    return results
+        results["|".join(ds)], pairs_fit[ds] = _fit_pair(
+            table.select(ds), ds, laws, held_laws, delta, bootstrap_samples, holdout_sizes)
+    return TableFits(results, laws, pairs_fit)
 
 
-def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, delta, bootstrap_samples) -> dict:
+def _pair_tokens(runs: RunTable, pair):
+    return tuple(np.array([t.get(k, 0.0) for t in runs.tokens]) for k in pair)
+
+
+def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, delta, bootstrap_samples,
+              holdout_sizes):
     """Eq. 4 on a pair's runs (tokens per dataset from the run records), with Eq. 6's optimum."""
     t0 = time.perf_counter()
     i, j = pair
-    D_i = np.array([t.get(i, 0.0) for t in runs.tokens])
-    D_j = np.array([t.get(j, 0.0) for t in runs.tokens])
+    D_i, D_j = _pair_tokens(runs, pair)
     fit = fitting.fit_bimodal(runs.N, D_i, D_j, runs.loss, laws[i], laws[j], huber_delta=delta,
                               names=pair)
     best = _optimum(fit.interaction)
@@ -94,8 +134,7 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, delta, bootstrap_samp
              "num_runs": len(runs), "num_starts": fit.info.num_starts,
              "num_converged": fit.info.num_converged,
              "on_grid_boundary": list(fit.info.on_boundary), "huber_delta": delta,
-             "compute_optimal": dataclasses.asdict(best) if best else None,
-             "fit_seconds": round(time.perf_counter() - t0, 2)}
+             "compute_optimal": dataclasses.asdict(best) if best else None}
     if bootstrap_samples:
         bs = bootstrap_bimodal(runs.N, D_i, D_j, runs.loss, fit, num_samples=bootstrap_samples,
                                huber_delta=delta)
@@ -105,7 +144,26 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, delta, bootstrap_samp
                  for r in range(len(p["C"]))]))
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
-    return entry
+    if holdout_sizes:
+        if held_laws[i] is None or held_laws[j] is None:
+            entry["holdout"] = {"error": "the uni-modal laws have no held-out fit"}
+        else:
+            entry["holdout"] = _holdout(lambda: holdout_bimodal(
+                runs.N, D_i, D_j, runs.loss, held_laws[i], held_laws[j],
+                num_sizes=holdout_sizes, huber_delta=delta, names=pair), runs)
+    entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
+    return entry, fit
+
+
+def _holdout(make, runs: RunTable) -> dict:
+    """A held-out entry: refit, error per held-out run and its mean, or why it failed."""
+    try:
+        h = make()
+    except ValueError as err:
+        return {"error": str(err)}
+    return {"held_out_runs": [str(runs.run_id[k]) for k in h.held_out],
+            "relative_error": [float(e) for e in h.relative_error],
+            "mean_abs_relative_error": h.mean_abs_relative_error}
 
 
 _INTER = ("C", "A", "B", "alpha", "beta")
@@ -117,21 +175,32 @@ def _optimum(term: Interaction):
     return compute_optimal(term) if term.C > 0 and term.alpha > 0 and term.beta > 0 else None
 
 
-def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out):
-    """Eq. 2 on one dataset's runs: (its fits.json entry, the fitted law); writes its plot."""
+def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out, holdout_sizes=0):
+    """Eq. 2 on one dataset's runs: (its fits.json entry, the fitted law, the law fitted without
+    the held-out sizes or None); writes its plot when ``out`` is a folder."""
     t0 = time.perf_counter()
     fit = fitting.fit_unimodal(runs.N, runs.D, runs.loss, huber_delta=delta, grid=grid)
     entry = {**fit.as_dict(), "objective": fit.objective, "num_runs": len(runs),
              "num_starts": fit.info.num_starts, "num_converged": fit.info.num_converged,
-             "on_grid_boundary": list(fit.info.on_boundary), "huber_delta": delta,
-             "fit_seconds": round(time.perf_counter() - t0, 2)}
+             "on_grid_boundary": list(fit.info.on_boundary), "huber_delta": delta}
     if bootstrap_samples:
         bs = bootstrap_unimodal(runs.N, runs.D, runs.loss, fit, num_samples=bootstrap_samples,
                                 huber_delta=delta)
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
-    plots.plot_unimodal_fit(runs.N, runs.D, runs.loss, fit, out / f"fit_{name}.png", name)
-    return entry, fit.law()
+    held = None
+    if holdout_sizes:
+        box = {}
+        def make():
+            box["h"] = holdout_unimodal(runs.N, runs.D, runs.loss, num_sizes=holdout_sizes,
+                                        huber_delta=delta, grid=grid)
+            return box["h"]
+        entry["holdout"] = _holdout(make, runs)
+        held = box["h"].fit if "h" in box else None
+    entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
+    if out is not None:
+        plots.plot_unimodal_fit(runs.N, runs.D, runs.loss, fit, out / f"fit_{name}.png", name)
+    return entry, fit, held
 
 
 def reproduce_paper(

@@ -111,7 +111,7 @@ def _replicates(rng, B, log_loss, log_pred, method):
 class HoldoutResult:
     """A law fitted without the held-out runs, and its relative error on them."""
 
-    fit: UnimodalLaw
+    fit: UnimodalLaw | fitting.BimodalFit
     held_out: np.ndarray  # indices of the held-out runs
     relative_error: np.ndarray  # (predicted - observed) / observed, per held-out run
 
@@ -123,12 +123,33 @@ class HoldoutResult:
 def holdout_unimodal(N, D, loss, *, num_sizes: int = 1, **fit_kwargs) -> HoldoutResult:
     """Fits without the runs at the ``num_sizes`` largest model sizes; predicts those runs."""
     N, D, loss = (np.asarray(a, np.float64) for a in (N, D, loss))
+    held, train = _held(N, num_sizes, 6)
+    f = fitting.fit_unimodal(N[train], D[train], loss[train], **fit_kwargs)
+    err = (f.predict(N[held], D[held]) - loss[held]) / loss[held]
+    return HoldoutResult(fit=f, held_out=held, relative_error=err)
+
+
+def _held(N, num_sizes: int, min_fit: int):
     sizes = np.unique(N)
     if sizes.size <= num_sizes + 1:
         raise ValueError(f"{sizes.size} model sizes leave too few to fit after holding out "
                          f"{num_sizes}")
     held = np.flatnonzero(N >= sizes[-num_sizes])
     train = np.setdiff1d(np.arange(len(N)), held)
-    f = fitting.fit_unimodal(N[train], D[train], loss[train], **fit_kwargs)
-    err = (f.predict(N[held], D[held]) - loss[held]) / loss[held]
+    if train.size < min_fit:
+        raise ValueError(f"holding out the {num_sizes} largest size(s) leaves {train.size} runs; "
+                         f"the fit needs {min_fit}")
+    return held, train
+
+
+def holdout_bimodal(N, D_i, D_j, loss, law_i: UnimodalLaw, law_j: UnimodalLaw, *,
+                    num_sizes: int = 1, **fit_kwargs) -> HoldoutResult:
+    """Eq. 4 fitted without the pair's runs at the ``num_sizes`` largest model sizes; predicts
+    those runs. ``law_i``, ``law_j`` should be fitted without those sizes too (a true
+    extrapolation); ``fit_kwargs`` go to :func:`~mmlaws.laws.fit.fit_bimodal`."""
+    N, D_i, D_j, loss = (np.asarray(a, np.float64) for a in (N, D_i, D_j, loss))
+    held, train = _held(N, num_sizes, 6)
+    f = fitting.fit_bimodal(N[train], D_i[train], D_j[train], loss[train], law_i, law_j,
+                            **fit_kwargs)
+    err = (f.predict(N[held], D_i[held], D_j[held]) - loss[held]) / loss[held]
     return HoldoutResult(fit=f, held_out=held, relative_error=err)

@@ -1,0 +1,187 @@
+"""A study's analysis: laws on the finished runs, then the paper's phenomena (§5, §6).
+
+:func:`analyse` returns one JSON-ready dict (written as ``study.json``) plus the objects the
+report plots. Law fits come from :func:`mmlaws.laws.jobs.fit_table` on the law runs (batch-scan
+runs at other batch sizes are left out); the phenomena from :mod:`mmlaws.analysis`:
+
+- flatness per dataset after warm-up (``loss_per_dataset`` step curves: datasets that share a
+  token range, such as text and code, are told apart by dataset, not vocabulary modality);
+- the Figure 5 ratio for every pair, model size and budget that has its three runs;
+- gradient-norm spike counts, and their correlation with log(N)/α_ij over each pair's runs;
+- the optimal batch size per dataset set from the batch scan (final losses at one budget,
+  minimum of a parabola in log2 batch), ``log(b_ij / (b_i + b_j))`` per pair, and its
+  correlation with β_ij when there are three pairs or more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+
+from mmlaws import analysis
+from mmlaws.laws import jobs
+from mmlaws.laws.records import RunTable
+
+
+@dataclasses.dataclass
+class Analysis:
+    """What :func:`analyse` found: ``results`` is JSON-ready; the rest feeds the report."""
+
+    results: dict
+    table: RunTable  # the law runs
+    fits: jobs.TableFits
+    ratios: dict  # (i, j) -> {run_id of the pair run: RatioCurve}
+    all_runs: RunTable
+
+
+def _corr(c: analysis.Correlation) -> dict:
+    return {"pearson": c.pearson, "pearson_p": c.pearson_p, "spearman": c.spearman,
+            "spearman_p": c.spearman_p, "x": c.x.tolist(), "y": c.y.tolist(),
+            "labels": list(c.labels)}
+
+
+def _try(fn, *args, **kw):
+    try:
+        return fn(*args, **kw), None
+    except ValueError as err:
+        return None, str(err)
+
+
+def analyse(
+    all_runs: RunTable, design: Mapping[str, Mapping], *, huber_delta: float = 0.03,
+    grid: str = "hoffmann", bootstrap_samples: int = 200, holdout_sizes: int = 1,
+    warmup_tokens: float = 0.0, flatness_window: float = 0.1, flatness_eps: float = 1e-3,
+    plots_dir=None,
+) -> Analysis:
+    """Laws and phenomena of a study's finished runs.
+
+    Args:
+      all_runs: the study's finished runs (``read_runs(<study>/runs)``).
+      design: :func:`mmlaws.study.design.plan`'s runs (roles, models, budgets); runs not in it
+        are ignored.
+      huber_delta, grid, bootstrap_samples, holdout_sizes: the law fits
+        (:func:`mmlaws.laws.jobs.fit_table`).
+      warmup_tokens: tokens before the flatness analysis starts (the runs' warm-up).
+      flatness_window: window of the flatness criterion as a fraction of each run's tokens.
+      flatness_eps: relative decrease below which a window is flat.
+    """
+    ids = [str(r) for r in all_runs.run_id]
+    keep = [k for k, r in enumerate(ids) if r in design]
+    runs = all_runs.take(keep)
+    law_idx = [k for k, r in enumerate(runs.run_id) if design[str(r)]["role"] == "law"]
+    table = runs.take(law_idx)
+    fits = jobs.fit_table(table, huber_delta=huber_delta, grid=grid,
+                          bootstrap_samples=bootstrap_samples, holdout_sizes=holdout_sizes,
+                          plots_dir=plots_dir)
+    results = {"runs": _run_rows(runs, design), "laws": fits.results}
+    results["flatness"] = _flatness(runs, warmup_tokens, flatness_window, flatness_eps)
+    ratios, results["ratio"] = _ratios(table, design, fits)
+    results["spikes"] = _spikes(runs, fits)
+    results["batch"] = _batch(runs, design, fits)
+    return Analysis(results, table, fits, ratios, runs)
+
+
+def _run_rows(runs: RunTable, design) -> list[dict]:
+    rows = []
+    for k, rid in enumerate(runs.run_id):
+        d, rec = design[str(rid)], runs.records[k]
+        rows.append({"run_id": str(rid), "role": d["role"], "datasets": "+".join(d["datasets"]),
+                     "model": d["model"], "N": float(runs.N[k]), "batch": d["batch"],
+                     "tokens": float(runs.D[k]), "loss": float(runs.loss[k]),
+                     "loss_per_dataset": runs.losses[k],
+                     "tokens_per_s": _median_rate(rec)})
+    return rows
+
+
+def _median_rate(rec) -> float | None:
+    rates = [s["tokens_per_s"] for s in rec.steps[1:] if s.get("tokens_per_s")]
+    return float(np.median(rates)) if rates else None
+
+
+def _flatness(runs: RunTable, warmup, window, eps) -> dict:
+    out = {"criterion": {"series": "loss_per_dataset", "warmup_tokens": warmup,
+                         "window_fraction": window, "eps": eps}, "runs": {}, "errors": {}}
+    for k, rec in enumerate(runs.records):
+        w = window * float(runs.D[k])
+        got, err = _try(analysis.flatness, rec, warmup_tokens=warmup, window_tokens=w, eps=eps,
+                        smooth=5, series="loss_per_dataset")
+        if err:
+            out["errors"][rec.run_id] = err
+        else:
+            out["runs"].update(got)
+    return out
+
+
+def _ratios(table: RunTable, design, fits: jobs.TableFits):
+    curves, rows = {}, []
+    by_key = {(tuple(design[str(r)]["datasets"]), design[str(r)]["model"],
+               design[str(r)]["tokens"]): table.records[k] for k, r in enumerate(table.run_id)}
+    for (i, j), law in fits.bimodal.items():
+        curves[(i, j)] = {}
+        for (ds, model, tokens), pair in sorted(by_key.items()):
+            if ds != (i, j):
+                continue
+            run_i, run_j = by_key.get(((i,), model, tokens)), by_key.get(((j,), model, tokens))
+            if run_i is None or run_j is None:
+                continue
+            c, err = _try(analysis.competition_ratio, run_i, run_j, pair, name_i=i, name_j=j,
+                          law=law)
+            row = {"pair": f"{i}|{j}", "model": model, "tokens": tokens, "run_id": pair.run_id}
+            if err:
+                rows.append({**row, "error": err})
+                continue
+            curves[(i, j)][pair.run_id] = c
+            tail = max(1, len(c.ratio) // 10)
+            rows.append({**row, "N": c.N, "final_ratio": float(np.median(c.ratio[-tail:])),
+                         "predicted_final_ratio": c.predicted_final})
+    return curves, rows
+
+
+def _spikes(runs: RunTable, fits: jobs.TableFits) -> dict:
+    counts = analysis.spike_counts(runs.records)
+    out = {"counts": counts, "correlation": {}}
+    for (i, j), law in fits.bimodal.items():
+        recs = [r for r in runs.records if tuple(sorted(r.datasets)) == (i, j)]
+        alpha = law.interaction.alpha
+        if alpha <= 0:
+            out["correlation"][f"{i}|{j}"] = {"error": f"alpha_ij = {alpha:.3g} is not positive"}
+            continue
+        c, err = _try(analysis.spike_correlation, recs, alpha, counts=counts)
+        out["correlation"][f"{i}|{j}"] = {"error": err} if err else {**_corr(c), "alpha": alpha}
+    return out
+
+
+def _batch(runs: RunTable, design, fits: jobs.TableFits) -> dict:
+    scan = [k for k, r in enumerate(runs.run_id) if design[str(r)]["role"] == "batch"]
+    if not scan:
+        return {}
+    first = design[str(runs.run_id[scan[0]])]
+    model, tokens = first["model"], first["tokens"]
+    groups: dict[tuple, list] = {}
+    for k, rid in enumerate(runs.run_id):
+        d = design[str(rid)]
+        if d["model"] == model and d["tokens"] == tokens:
+            b = float(runs.records[k].header["config"]["batch_tokens"])
+            groups.setdefault(tuple(d["datasets"]), []).append((b, float(runs.loss[k])))
+    optimum = {}
+    for ds, pts in sorted(groups.items()):
+        pts.sort()
+        b, L = zip(*pts, strict=True)
+        if len(b) >= 3:
+            opt, interp = analysis.log_parabola_minimum(b, L)
+            optimum["+".join(ds)] = {"batch_tokens": list(b), "loss": list(L), "optimum": opt,
+                                     "interpolated": interp}
+    ratio = {}
+    for (i, j) in fits.bimodal:
+        names = (i, j, f"{i}+{j}")
+        if all(n in optimum for n in names):
+            ratio[(i, j)] = analysis.batch_ratio(*(optimum[n]["optimum"] for n in names[::-1]))
+    out = {"model": model, "tokens": tokens, "optimum": optimum,
+           "ratio": {"|".join(p): v for p, v in ratio.items()}}
+    if ratio:
+        beta = {p: fits.bimodal[p].interaction.beta for p in ratio}
+        c, err = _try(analysis.batch_beta_correlation, ratio, beta)
+        out["beta_correlation"] = {"error": err} if err else _corr(c)
+    return out

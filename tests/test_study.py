@@ -1,0 +1,176 @@
+"""The study end to end: design, analysis on run records drawn from known laws, the report, and
+one real (tiny) study trained on the stdlib code dataset."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mmlaws.errors import ConfigError
+from mmlaws.laws import Interaction, RunLogWriter, UnimodalLaw
+from mmlaws.laws.forms import BimodalLaw
+from mmlaws.laws.records import read_runs
+from mmlaws.study import analyse, design, report_study, write_report
+
+MODELS = {"s": {"d_model": 32, "num_layers": 2, "num_heads": 2, "d_head": 16},
+          "m": {"d_model": 64, "num_layers": 2, "num_heads": 4, "d_head": 16, "peak_lr": 2e-3},
+          "l": {"preset": "mini", "d_model": 96, "num_layers": 3}}
+
+
+def test_plan_covers_every_set_size_and_budget():
+    runs = design.plan(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192],
+                       batch_size=4, sequence_length=64)
+    assert len(runs) == 3 * 3 * 2  # {text, code, code+text} x sizes x budgets
+    r = runs["code+text_m_D8.19k"]
+    assert r["datasets"] == ["code", "text"] and r["steps"] == 32 and r["role"] == "law"
+    assert eval(r["bindings"]["SHARES"]) == {"code": 0.5, "text": 0.5}
+    assert eval(r["bindings"]["PEAK_LR"]) == 2e-3
+    assert "PEAK_LR" not in runs["text_s_D2.05k"]["bindings"]
+    assert eval(runs["text_l_D2.05k"]["bindings"]["MODEL"]) == "mini"
+    assert eval(runs["text_l_D2.05k"]["bindings"]["MODEL_OVERRIDES"]) == {
+        "d_model": 96, "num_layers": 3}
+    assert runs["text_s_D2.05k"]["steps"] == 8
+
+
+def test_plan_batch_scan_adds_runs_but_not_the_law_runs_point():
+    runs = design.plan(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192],
+                       batch_size=4, sequence_length=64, pairs=True,
+                       batch_scan={"model": "m", "budget": 8192, "batch_sizes": [2, 4, 8]})
+    scan = {k: r for k, r in runs.items() if r["role"] == "batch"}
+    assert len(scan) == 3 * 2  # batch 4 at 8192 tokens is a law run already
+    assert runs["code_m_D8.19k_b8"]["steps"] == 16
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"models": {"s": {"width": 3}}}, "unknown keys"),
+    ({"budgets": []}, "budgets"),
+    ({"datasets": ["text", "text"]}, "distinct"),
+    ({"batch_scan": {"model": "zz", "budget": 10, "batch_sizes": [1, 2, 4]}}, "batch_scan"),
+])
+def test_plan_rejects_bad_designs(kw, match):
+    args = dict(datasets=["text"], models=MODELS, budgets=[1000], batch_size=2,
+                sequence_length=8)
+    with pytest.raises(ConfigError, match=match):
+        design.plan(**{**args, **kw})
+
+
+def test_build_data_names_unknown_datasets(tmp_path):
+    with pytest.raises(ConfigError, match="no builder"):
+        design.build_data(["nosuch"], data_dir=str(tmp_path), layout="small", token_budget=10)
+
+
+# ------------------------------------------------------------- analysis on known laws
+LAW_I = UnimodalLaw(E=1.6, A=40.0, B=900.0, alpha=0.32, beta=0.36)
+LAW_J = UnimodalLaw(E=1.2, A=25.0, B=600.0, alpha=0.28, beta=0.33)
+TERM = Interaction(C=0.05, A=20.0, B=300.0, alpha=0.25, beta=0.3)
+PAIR = BimodalLaw(law_i=LAW_I, law_j=LAW_J, interaction=TERM, names=("a", "b"))
+SIZES = {"n1": 1e5, "n2": 4e5, "n3": 1.6e6, "n4": 6.4e6, "n5": 2.56e7}
+BUDGETS = [1e6, 3e6, 1e7]
+
+
+def _curve_loss(ds, N, t):
+    if ds == ("a",):
+        return LAW_I.predict(N, t)
+    if ds == ("b",):
+        return LAW_J.predict(N, t)
+    return PAIR.predict(N, t / 2, t / 2)
+
+
+def _write_runs(folder, rng, spikes_for=()):
+    plan = {}
+    for ds in (("a",), ("b",), ("a", "b")):
+        for name, N in SIZES.items():
+            for D in BUDGETS:
+                rid = f"{'+'.join(ds)}_{name}_D{design.tokens_label(D)}"
+                plan[rid] = {"role": "law", "datasets": list(ds), "model": name, "tokens": D,
+                             "batch": 8, "steps": 50}
+                shares = {d: 1 / len(ds) for d in ds}
+                header = {"run_id": rid, "datasets": shares, "N": N,
+                          "N_convention": "non_embedding", "objective": "cm3",
+                          "config": {"batch_tokens": 1024}}
+                with RunLogWriter(folder / rid, header) as w:
+                    ts = np.geomspace(D / 50, D, 50)
+                    for k, t in enumerate(ts):
+                        loss = float(_curve_loss(ds, N, t) * np.exp(rng.normal(0, 2e-3)))
+                        w.write({"kind": "step", "step": k + 1, "tokens": float(t), "loss": loss,
+                                 "grad_norm": 1.0,
+                                 "loss_per_dataset": {d: loss for d in ds},
+                                 "tokens_per_dataset": {d: t * shares[d] for d in ds}})
+                    for k in range(int(np.log(N)) if rid in spikes_for else 0):
+                        w.write({"kind": "event", "type": "grad_spike", "step": k + 1})
+                    final = float(_curve_loss(ds, N, D) * np.exp(rng.normal(0, 2e-3)))
+                    w.write({"kind": "final", "step": 50, "tokens": D, "loss": final,
+                             "tokens_per_dataset": {d: D * shares[d] for d in ds},
+                             "loss_per_dataset": {d: final for d in ds}})
+    return plan
+
+
+@pytest.fixture(scope="module")
+def known_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    rng = np.random.default_rng(0)
+    spikes = {f"a+b_{n}_D{design.tokens_label(D)}" for n in SIZES for D in BUDGETS}
+    plan = _write_runs(root / "runs", rng, spikes_for=spikes)
+    (root / "design.json").write_text(json.dumps(plan))
+    a = analyse(read_runs(root / "runs"), plan, bootstrap_samples=50, holdout_sizes=1,
+                grid="coarse")
+    return root, plan, a
+
+
+@pytest.mark.slow
+def test_analysis_recovers_the_laws_that_made_the_runs(known_study):
+    _, _, a = known_study
+    laws = a.results["laws"]
+    for name, true in (("a", LAW_I), ("b", LAW_J)):
+        assert laws[name]["alpha"] == pytest.approx(true.alpha, abs=0.03)
+        assert laws[name]["beta"] == pytest.approx(true.beta, abs=0.03)
+        lo, hi = laws[name]["interval95"]["alpha"]
+        assert lo <= laws[name]["alpha"] <= hi
+        assert laws[name]["holdout"]["mean_abs_relative_error"] < 0.01
+        assert len(laws[name]["holdout"]["held_out_runs"]) == len(BUDGETS)
+    pair = laws["a|b"]
+    pred = a.fits.bimodal[("a", "b")].predict(2.56e7, 5e6, 5e6)
+    assert pred == pytest.approx(PAIR.predict(2.56e7, 5e6, 5e6), rel=5e-3)
+    assert pair["holdout"]["mean_abs_relative_error"] < 0.01
+    assert pair["compute_optimal"] is not None
+    assert pair["compute_optimal"]["compute"] == pytest.approx(
+        6 * pair["compute_optimal"]["N"] * pair["compute_optimal"]["D"])
+
+
+@pytest.mark.slow
+def test_analysis_phenomena_follow_the_runs(known_study):
+    _, _, a = known_study
+    ratio = [r for r in a.results["ratio"] if "final_ratio" in r]
+    assert len(ratio) == len(SIZES) * len(BUDGETS)
+    for r in ratio:  # the curves follow the same laws, up to 0.2% noise per point
+        N, D = r["N"], r["tokens"]
+        true = 0.5 * (LAW_I.predict(N, D / 2) + LAW_J.predict(N, D / 2)) / PAIR.predict(
+            N, D / 2, D / 2)
+        assert r["final_ratio"] == pytest.approx(true, abs=0.01)
+        assert r["predicted_final_ratio"] == pytest.approx(true, abs=0.01)
+    c = a.results["spikes"]["correlation"]["a|b"]
+    assert c["spearman"] > 0.9  # counts were written as floor(log N)
+    assert a.results["spikes"]["counts"]["a_n1_D1M"] == 0
+    flat = a.results["flatness"]["runs"]
+    assert set(flat) == {str(r) for r in a.all_runs.run_id}
+    assert all(0 <= v["a"] <= 100 for k, v in flat.items() if k.startswith("a_"))
+
+
+@pytest.mark.slow
+def test_report_writes_figures_and_tables(known_study, tmp_path):
+    _, _, a = known_study
+    files = write_report(a, tmp_path, title="known laws")
+    names = {f.name for f in files}
+    for need in ("README.md", "fig1_loss_curves.png", "fig3_pair_a_b.png",
+                 "fig4_barrier_a_b.png", "fig5_ratio_a_b.png", "fig7_flatness.png",
+                 "fig9_spikes.png"):
+        assert need in names and (tmp_path / need).stat().st_size > 1000
+    text = (tmp_path / "README.md").read_text()
+    assert "| a | 15 |" in text and "a \\| b" in text
+    assert f"{a.results['laws']['a']['alpha']:.3g} [" in text  # value with its interval
+    assert "held-out" in text and "% on 3 runs" in text
+
+
+def test_report_study_needs_a_study_folder(tmp_path):
+    with pytest.raises(ConfigError, match="design.json"):
+        report_study(study_dir=str(tmp_path))
