@@ -16,8 +16,41 @@ def _main(repo_root, *args, timeout=600):
 
 @pytest.mark.slow
 def test_quickstart_smallest_setting(repo_root, tmp_path):
+    """The README's main job, shrunk: one dataset (the stdlib code, offline), three sizes, two
+    budgets of a few steps; it trains, fits, and writes the report."""
     out = tmp_path / "qs"
     r = _main(repo_root, "--gin_file=configs/quickstart.gin", f"--gin_param=OUTPUT_DIR='{out}'",
+              f"--gin_param=DATA_DIR='{tmp_path / 'data'}'",
+              "--gin_param=study.run_study.datasets=['code']",
+              "--gin_param=study.run_study.data_tokens=60000",
+              "--gin_param=study.run_study.offline=True",
+              "--gin_param=study.run_study.budgets=[2048, 4096]",
+              "--gin_param=study.run_study.batch_size=4",
+              "--gin_param=study.run_study.sequence_length=64",
+              "--gin_param=study.run_study.warmup_steps=2",
+              "--gin_param=study.run_study.eval_batches=2",
+              "--gin_param=study.run_study.bootstrap_samples=16")
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert f"{out}/README.md" in r.stdout
+    results = json.loads((out / "study.json").read_text())
+    assert len(results["runs"]) == 6
+    law = results["laws"]["code"]
+    assert law["num_runs"] == 6 and law["num_converged"] > 0
+    assert "interval95" in law
+    for row in results["runs"]:
+        assert 0 < row["loss"] < 8.47  # below log(4736): the runs learned something
+        assert row["tokens"] <= 4096
+    assert (out / "fit_code.png").stat().st_size > 10_000
+    assert (out / "fig1_loss_curves.png").stat().st_size > 10_000
+    assert "| code | 6 |" in (out / "README.md").read_text()
+    again = _main(repo_root, "--gin_file=configs/quickstart.gin", *r.args[4:])
+    assert "6 already finished, 0 to run" in again.stdout
+
+
+@pytest.mark.slow
+def test_paper_refit_smallest_setting(repo_root, tmp_path):
+    out = tmp_path / "qs"
+    r = _main(repo_root, "--gin_file=configs/fit/paper.gin", f"--gin_param=OUTPUT_DIR='{out}'",
               "--gin_param=jobs.reproduce_paper.modalities=('text',)",
               "--gin_param=jobs.reproduce_paper.bootstrap_samples=16")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -32,10 +65,14 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
     "args, needle",
     [
         (["--gin_file=configs/nope.gin"], "configs/nope.gin: no such file"),
-        (["--gin_file=configs/quickstart.gin", "--gin_param=jobs.reproduce_paper.nosuch=1"],
+        (["--gin_file=configs/fit/paper.gin", "--gin_param=jobs.reproduce_paper.nosuch=1"],
          "nosuch"),
-        (["--gin_file=configs/quickstart.gin", "--gin_param=NOISE=5.0"], "noise=5.0"),
-        (["--gin_file=configs/quickstart.gin", "--gin_param=GRID='fine'"], "grid='fine'"),
+        (["--gin_file=configs/fit/paper.gin", "--gin_param=NOISE=5.0"], "noise=5.0"),
+        (["--gin_file=configs/fit/paper.gin", "--gin_param=GRID='fine'"], "grid='fine'"),
+        (["--gin_file=configs/quickstart.gin", "--gin_param=study.run_study.datasets=['nope']"],
+         "nope"),
+        (["--gin_file=configs/quickstart.gin", "--gin_param=study.run_study.budgets=[]"],
+         "budgets"),
         (["--gin_file=configs/fit/csv.gin"], "RUNS"),
         (["--gin_file=configs/fit/csv.gin", "--gin_param=RUNS='/no/such.csv'"], "/no/such.csv"),
     ],

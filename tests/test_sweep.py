@@ -36,6 +36,44 @@ def test_slurm_dry_run_writes_an_array_over_unfinished_runs(tmp_path):
     assert "--gin_param=STEPS=8" in cmds[1] and f"{tmp_path}/STEPS-8" in cmds[1]
 
 
+def test_explicit_points_keep_their_run_ids(tmp_path):
+    pts = {"small_D1k": {"STEPS": 4}, "big_D2k": {"STEPS": 8, "SEQ_LEN": 16}}
+    rows = run_sweep(base_gin=BASE, points=pts, sweep_dir=str(tmp_path), backend="slurm",
+                     dry_run=True)
+    assert [r["run_id"] for r in rows] == ["small_D1k", "big_D2k"]
+    cmds = (tmp_path / "commands.txt").read_text().splitlines()
+    assert "--gin_param=SEQ_LEN=16" in cmds[1] and f"{tmp_path}/big_D2k" in cmds[1]
+    with pytest.raises(ConfigError, match="exactly one"):
+        run_sweep(base_gin=BASE, points=pts, grid={"STEPS": [4]}, sweep_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="run id"):
+        run_sweep(base_gin=BASE, points={"a b": {}}, sweep_dir=str(tmp_path))
+
+
+def test_study_on_a_cluster_is_a_dry_run_of_the_paper_design(tmp_path):
+    """configs/study/gpu_paper.gin's design: 7 Table 2 rows x 3 budgets x (3 datasets + 3 pairs),
+    1M-token batches, each row's Table 2 learning rate; the dry run writes the job array."""
+    import gin
+
+    from mmlaws.study import design
+
+    gin.clear_config()
+    gin.parse_config_files_and_bindings(["configs/study/gpu_paper.gin"], [])
+    models = gin.query_parameter("study.run_study.models")
+    runs = design.plan(datasets=gin.query_parameter("study.run_study.datasets"), models=models,
+                       budgets=gin.query_parameter("study.run_study.budgets"),
+                       batch_size=gin.query_parameter("study.run_study.batch_size"),
+                       sequence_length=gin.query_parameter("study.run_study.sequence_length"))
+    gin.clear_config()
+    assert len(runs) == 7 * 3 * 6
+    r = runs["images+text_6.7B_D100G"]
+    assert r["steps"] == 95368 and eval(r["bindings"]["MODEL"]) == "6.7B"
+    rows = run_sweep(base_gin="src/mmlaws/study/run.gin", sweep_dir=str(tmp_path),
+                     points={k: v["bindings"] for k, v in runs.items()}, backend="slurm",
+                     dry_run=True, extra_params=["MICRO_BATCHES=8"])
+    assert len(rows) == 126
+    assert "#SBATCH --array=1-126" in (tmp_path / "sweep.sbatch").read_text()
+
+
 def test_bad_settings_are_named(tmp_path):
     with pytest.raises(ConfigError, match="backend"):
         run_sweep(base_gin=BASE, grid={"STEPS": [4]}, sweep_dir=str(tmp_path), backend="k8s")

@@ -121,7 +121,8 @@ def run_sweep(
         _slurm(todo, sweep_dir, slurm_options or {}, dry_run)
     elif not dry_run:
         _local(todo, parallel)
-    rows = [_summary(r, _record(r["output_dir"], r["run_id"])) for r in runs]
+    show = grid is not None  # explicit points are named by their run ids
+    rows = [_summary(r, _record(r["output_dir"], r["run_id"]), show) for r in runs]
     with open(os.path.join(sweep_dir, "summary.json"), "w") as f:
         json.dump(rows, f, indent=1)
     print(_table(rows))
@@ -180,8 +181,9 @@ def _slurm(todo, sweep_dir: str, options: Mapping[str, str], dry_run: bool) -> N
     print(f"mmlaws sweep: {out.stdout.strip()}")
 
 
-def _summary(r, rec) -> dict:
-    row = {"run_id": r["run_id"], **{k: str(v) for k, v in r["point"].items()},
+def _summary(r, rec, show_point: bool = True) -> dict:
+    row = {"run_id": r["run_id"],
+           **({k: str(v) for k, v in r["point"].items()} if show_point else {}),
            "status": _status(rec)}
     if row["status"] == "finished":
         row.update(N=rec.header.get("N"), tokens=rec.final.get("tokens"),

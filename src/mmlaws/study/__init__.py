@@ -38,7 +38,8 @@ __all__ = ["Analysis", "analyse", "report_study", "run_study", "write_report"]
 def run_study(
     *, output_dir: str, datasets: Sequence[str], models: Mapping[str, Mapping],
     budgets: Sequence[float], data_dir: str = "outputs/data", layout: str = "small",
-    data_tokens: float = 2e6, batch_size: int = 8, sequence_length: int = 128,
+    data_tokens: float = 2e6, offline: bool = False, batch_size: int = 8,
+    sequence_length: int = 128,
     peak_lr: float | None = 3e-3, warmup_steps: int = 20, pairs: bool = True,
     batch_scan: Mapping | None = None, base_model: str = "tiny", eval_batches: int = 8,
     checkpoint_every: int = 200, extra_params: Sequence[str] = (), parallel: int = 1,
@@ -53,9 +54,11 @@ def run_study(
       datasets: dataset names to build and train on (:data:`design.BUILDERS`).
       models: name -> overrides of ``base_model`` (``d_model``, ``num_layers``, ``num_heads``,
         ``d_head``, optionally ``peak_lr``); budgets: training tokens per run.
-      data_dir, layout, data_tokens: where and how the datasets are built (tokens per dataset).
+      data_dir, layout, data_tokens: where and how the datasets are built (tokens per dataset);
+        ``offline``: the builders download nothing.
       batch_size, sequence_length, peak_lr, warmup_steps, eval_batches, checkpoint_every:
-        every run's training settings (``peak_lr=None``: each preset's Table 2 rate); ``extra_params`` more gin bindings for every run.
+        every run's training settings (``peak_lr=None``: each preset's Table 2 rate);
+        ``extra_params`` more gin bindings for every run.
       pairs: also train each pair of datasets at 50/50; batch_scan: see :func:`design.plan`.
       parallel, backend, slurm_options, dry_run: the sweep (:func:`mmlaws.sweep.run_sweep`).
       bootstrap_samples, holdout_sizes, grid, huber_delta: the law fits.
@@ -72,8 +75,10 @@ def run_study(
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(datasets)}, "
           f"{len(models)} model sizes, budgets {[design_lib.tokens_label(b) for b in budgets]}",
           flush=True)
-    design_lib.build_data(datasets, data_dir=data_dir, layout=layout, token_budget=data_tokens)
-    extra = {"VOCAB": repr(layout.lower()), "PEAK_LR": repr(None if peak_lr is None else float(peak_lr)),
+    design_lib.build_data(datasets, data_dir=data_dir, layout=layout, token_budget=data_tokens,
+                          offline=offline)
+    lr = None if peak_lr is None else float(peak_lr)
+    extra = {"VOCAB": repr(layout.lower()), "PEAK_LR": repr(lr),
              "WARMUP": str(warmup_steps), "EVAL_BATCHES": str(eval_batches),
              "CHECKPOINT_EVERY": str(checkpoint_every)}
     points = design_lib.points(runs, data_dir=data_dir, extra=extra)

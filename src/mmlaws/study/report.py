@@ -193,6 +193,12 @@ def _ci(entry: dict, key: str, fmt: str = "{:.3g}") -> str:
     return s + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
 
 
+def _star_ci(ci) -> str:
+    if not ci or not np.all(np.isfinite(ci)):
+        return f" [{ci[0]:.3g}, ∞]" if ci and np.isfinite(ci[0]) else ""
+    return f" [{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
 def _holdout(entry: dict) -> str:
     h = entry.get("holdout")
     if not h:
@@ -223,9 +229,8 @@ def markdown(a: Analysis, figures: list[str], title: str) -> str:
             e = laws["|".join(p)]
             opt = e.get("compute_optimal") or {}
             ci = e.get("interval95") or {}
-            star = {q: (f"{opt[q]:.3g}" if q in opt else "never (C ≤ 0)")
-                    + (f" [{ci[q + '*'][0]:.3g}, {ci[q + '*'][1]:.3g}]" if q + "*" in ci else "")
-                    for q in ("N", "D", "compute")}
+            star = {q: (f"{opt[q]:.3g}" + _star_ci(ci.get(q + "*")) if q in opt
+                        else "none (C, α_ij or β_ij ≤ 0)") for q in ("N", "D", "compute")}
             pname = " \\| ".join(p)
             lines.append(f"| {pname} | {e['num_runs']} | {_ci(e, 'C')} | "
                          f"{_ci(e, 'alpha')} | {_ci(e, 'beta')} | {star['N']} | {star['D']} | "
