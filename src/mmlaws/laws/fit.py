@@ -229,6 +229,11 @@ def bimodal_from_params(p, law_i, law_j, names, info=None) -> BimodalFit:
     return BimodalFit(law_i=law_i, law_j=law_j, interaction=inter, names=tuple(names), info=info)
 
 
+def _weighted(w, law: UnimodalLaw, N, D) -> np.ndarray:
+    """``w × law(N, w D)``, 0 where a run holds none of the modality (w = 0)."""
+    return np.where(w > 0, w * law.predict(N, np.where(w > 0, w * D, 1.0)), 0.0)
+
+
 def nmodal_objective(p, log_n, log_dpair, scale, base, log_l, w, delta):
     """n-modal residuals; ``p`` [5·P] holds (C, a, b, alpha, beta) per pair.
 
@@ -266,7 +271,7 @@ def fit_nmodal(
         raise ValueError("no run mixes two modalities; nothing to fit")
     W = np.array([[s.get(k, 0.0) for k in sorted(laws)] for s in shares])  # [R, M]
     col = {k: i for i, k in enumerate(sorted(laws))}
-    base = sum(W[:, col[k]] * laws[k].predict(N, W[:, col[k]] * D) for k in laws)
+    base = sum(_weighted(W[:, col[k]], laws[k], N, D) for k in laws)
     wk = np.stack([W[:, col[k]] for k, _ in pairs], 1)
     wl = np.stack([W[:, col[m]] for _, m in pairs], 1)
     scale, dpair = 4 * wk * wl, np.maximum((wk + wl) * D[:, None], 1.0)

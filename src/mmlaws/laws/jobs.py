@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import pathlib
 import time
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from mmlaws.errors import ConfigError
 from mmlaws.laws import fit as fitting
 from mmlaws.laws import plots, published
-from mmlaws.laws.forms import Interaction
+from mmlaws.laws.forms import Interaction, NModalLaw
 from mmlaws.laws.optimal import chinchilla_optimal, compute_optimal
 from mmlaws.laws.records import RunTable, read_runs
 from mmlaws.laws.uncertainty import (
@@ -114,7 +115,34 @@ def fit_table(
     for ds in tqdm(pairs, desc="fitting pairs", unit="pair", disable=not pairs):
         results["|".join(ds)], pairs_fit[ds] = _fit_pair(
             table.select(ds), ds, laws, held_laws, delta, bootstrap_samples, holdout_sizes)
+    multi = [d for d in table.dataset_sets() if len(d) > 2 and all(k in laws for k in d)]
+    if multi:
+        results["nmodal"] = _fit_multi(table, multi, laws, pairs_fit, delta)
     return TableFits(results, laws, pairs_fit)
+
+
+def _fit_multi(table: RunTable, multi, laws, pairs_fit, delta) -> dict:
+    """The n-modal law on every run that mixes datasets, and how well the separately fitted
+    pairs alone predict the runs of three or more datasets (which the pair fits never saw)."""
+    idx = [k for k, d in enumerate(table.datasets) if len(d) > 1 and all(x in laws for x in d)]
+    runs = table.take(idx)
+    shares = [{k: v / sum(t.values()) for k, v in t.items()} for t in runs.tokens]
+    used = sorted({k for d in runs.datasets for k in d})
+    fit = fitting.fit_nmodal(runs.N, runs.D, shares, runs.loss, {k: laws[k] for k in used},
+                             huber_delta=delta)
+    entry = {"interactions": {"|".join(p): dataclasses.asdict(t)
+                              for p, t in fit.interactions.items()},
+             "objective": fit.info.objective, "num_runs": len(runs),
+             "num_converged": fit.info.num_converged, "num_starts": fit.info.num_starts}
+    from_pairs = NModalLaw.from_bimodal(list(pairs_fit.values()))
+    rows = [k for k, d in enumerate(runs.datasets) if d in multi]
+    if all(p in pairs_fit for d in multi for p in itertools.combinations(d, 2)):
+        err = [float(from_pairs.predict(runs.N[k], runs.D[k], shares[k]) / runs.loss[k] - 1)
+               for k in rows]
+        entry["pairs_predict_nmodal"] = {
+            "runs": [str(runs.run_id[k]) for k in rows], "relative_error": err,
+            "mean_abs_relative_error": float(np.mean(np.abs(err)))}
+    return entry
 
 
 def _pair_tokens(runs: RunTable, pair):

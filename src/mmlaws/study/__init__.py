@@ -41,6 +41,7 @@ def run_study(
     data_tokens: float = 2e6, offline: bool = False, batch_size: int = 8,
     sequence_length: int = 128,
     peak_lr: float | None = 3e-3, warmup_steps: int = 20, pairs: bool = True,
+    nmodal: bool = False,
     batch_scan: Mapping | None = None, base_model: str = "tiny", eval_batches: int = 8,
     checkpoint_every: int = 200, extra_params: Sequence[str] = (), parallel: int = 1,
     backend: str = "local", slurm_options: Mapping[str, str] | None = None,
@@ -59,7 +60,8 @@ def run_study(
       batch_size, sequence_length, peak_lr, warmup_steps, eval_batches, checkpoint_every:
         every run's training settings (``peak_lr=None``: each preset's Table 2 rate);
         ``extra_params`` more gin bindings for every run.
-      pairs: also train each pair of datasets at 50/50; batch_scan: see :func:`design.plan`.
+      pairs: also train each pair of datasets at 50/50; nmodal, batch_scan: see
+        :func:`design.plan`.
       parallel, backend, slurm_options, dry_run: the sweep (:func:`mmlaws.sweep.run_sweep`).
       bootstrap_samples, holdout_sizes, grid, huber_delta: the law fits.
     Returns: ``study.json``'s contents, or None when the runs were submitted, not run.
@@ -69,7 +71,7 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     runs = design_lib.plan(datasets=datasets, models=models, budgets=budgets,
                            batch_size=batch_size, sequence_length=sequence_length, pairs=pairs,
-                           batch_scan=batch_scan, base=base_model)
+                           batch_scan=batch_scan, base=base_model, nmodal=nmodal)
     (out / "design.json").write_text(json.dumps(runs, indent=1))
     n_law = sum(r["role"] == "law" for r in runs.values())
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(datasets)}, "

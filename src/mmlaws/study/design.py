@@ -77,7 +77,7 @@ def _check_models(models: Mapping[str, Mapping]) -> None:
 def plan(
     *, datasets: Sequence[str], models: Mapping[str, Mapping], budgets: Sequence[float],
     batch_size: int, sequence_length: int, pairs: bool = True,
-    batch_scan: Mapping | None = None, base: str = "tiny",
+    batch_scan: Mapping | None = None, base: str = "tiny", nmodal: bool = False,
 ) -> dict[str, dict]:
     """The runs of a study: ``{run_id: {"role", "datasets", "model", "tokens", "batch",
     "bindings"}}``, ``bindings`` being the gin macros of ``configs/study/run.gin``.
@@ -87,6 +87,8 @@ def plan(
     ``peak_lr``. ``budgets``: training tokens
     (positions) per run; steps = ceil(budget / (batch_size × sequence_length)).
     ``batch_scan``: ``{"model": name, "budget": tokens, "batch_sizes": [rows, ...]}``.
+    ``nmodal``: with three datasets or more, also train on all of them at equal shares (for the
+    n-modal law, and to check that the pair laws predict the mixture).
     """
     if len(set(datasets)) != len(datasets) or not datasets:
         raise ConfigError(f"study datasets={list(datasets)!r}: give distinct dataset names")
@@ -99,6 +101,8 @@ def plan(
     sets = [(d,) for d in datasets]
     if pairs:
         sets += [tuple(sorted(p)) for p in itertools.combinations(datasets, 2)]
+    if nmodal and len(datasets) > 2:
+        sets.append(tuple(sorted(datasets)))
     runs = {}
 
     def add(role, ds, model, tokens, batch):
