@@ -88,14 +88,19 @@ def run_study(
         if "PEAK_LR" in r["bindings"]:
             points[rid]["PEAK_LR"] = r["bindings"]["PEAK_LR"]
     t1 = time.perf_counter()
-    sweep.run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
-                    backend=backend, parallel=parallel, extra_params=extra_params,
-                    dry_run=dry_run, slurm_options=slurm_options)
+    rows = sweep.run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
+                           backend=backend, parallel=parallel, extra_params=extra_params,
+                           dry_run=dry_run, slurm_options=slurm_options)
     t2 = time.perf_counter()
     if backend != "local" or dry_run:
         print(f"mmlaws study: runs submitted; when they finish, write the report with "
               f"configs/study/report.gin --gin_param=STUDY_DIR='{out}'")
         return None
+    failed = [r["run_id"] for r in rows if r["status"] != "finished"]
+    if failed:
+        raise DataError(f"{len(failed)} run(s) did not finish: {failed[:4]}"
+                        f"{' ...' if len(failed) > 4 else ''}; see {out}/runs/<run_id>/stdout.log "
+                        "and run the study again to resume them (finished runs are kept)")
     results = report_study(study_dir=str(out), bootstrap_samples=bootstrap_samples,
                            holdout_sizes=holdout_sizes, grid=grid, huber_delta=huber_delta,
                            warmup_tokens=warmup_steps * batch_size * sequence_length,
