@@ -28,3 +28,13 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(config, items):
+    """``FAST=1`` skips the tests marked slow (``make test`` runs them all)."""
+    if os.environ.get("FAST") != "1":
+        return
+    skip = pytest.mark.skip(reason="slow test skipped with FAST=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

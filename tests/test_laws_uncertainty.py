@@ -55,3 +55,17 @@ def test_sigma_membership_eq1():
     assert not same[0, 2] and not same[2, 1]
     with pytest.raises(ValueError, match="square"):
         same_modality(np.ones((2, 3)))
+
+
+def test_intervals_keep_infinite_replicates():
+    """Replicates without a finite value (a pair that never turns synergistic) give an infinite
+    upper bound, not NaN."""
+    from mmlaws.laws.uncertainty import BootstrapResult
+
+    v = np.r_[np.linspace(1.0, 2.0, 90), np.full(10, np.inf)]
+    bs = BootstrapResult(samples={"N*": v, "x": np.linspace(0, 1, 101)[:100]},
+                         num_converged=100, method="runs")
+    lo, hi = bs.interval(0.95)["N*"]
+    assert hi == np.inf and 1.0 <= lo < 1.1
+    x = np.linspace(0, 1, 101)[:100]
+    assert bs.interval(0.9)["x"] == pytest.approx(tuple(np.percentile(x, [5, 95])))

@@ -56,3 +56,14 @@ def test_mfu_and_peak_table():
     assert M.peak_flops("TPU v5 lite") == 197e12 and M.peak_flops("TPU v5p") == 459e12
     assert M.peak_flops("cpu") is None and M.mfu(1e9, 1e3, 1, "cpu") is None
     assert M.mfu(1e9, 494.5e3, 2, "NVIDIA A100-SXM4-80GB") == pytest.approx(1e9 * 494.5e3 / 624e12)
+
+
+def test_replacing_d_model_rederives_the_default_d_ff():
+    from mmlaws.model import PRESETS
+
+    tiny = PRESETS["tiny"]
+    assert tiny.d_ff == 4 * tiny.d_model
+    assert tiny.replace(d_model=128).d_ff == 512
+    assert tiny.replace(d_model=128, d_ff=300).d_ff == 300
+    custom = tiny.replace(d_ff=100)
+    assert custom.replace(d_model=32).d_ff == 100  # a chosen d_ff stays

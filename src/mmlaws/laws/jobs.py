@@ -227,6 +227,8 @@ def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out, hol
         held = box["h"].fit if "h" in box else None
     entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
     if out is not None:
+        out = pathlib.Path(out)
+        out.mkdir(parents=True, exist_ok=True)
         plots.plot_unimodal_fit(runs.N, runs.D, runs.loss, fit, out / f"fit_{name}.png", name)
     return entry, fit, held
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 import pathlib
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mmlaws.laws.forms import UnimodalLaw  # noqa: E402
-from mmlaws.laws.optimal import chinchilla_optimal  # noqa: E402
+from mmlaws.laws.forms import UnimodalLaw
+from mmlaws.laws.optimal import chinchilla_optimal
 
 
 def plot_unimodal_fit(N, D, loss, law: UnimodalLaw, path: str | pathlib.Path, title: str) -> None:
     """Three panels: loss against N (one curve per D), loss against D, log-residuals."""
     N, D, loss = (np.asarray(a, np.float64) for a in (N, D, loss))
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.2))
+    ax = fig.subplots(1, 3)
     n_grid = np.geomspace(N.min() / 2, N.max() * 4, 200)
     d_grid = np.geomspace(D.min() / 2, D.max() * 4, 200)
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps.get_cmap("viridis")
     for k, d in enumerate(np.unique(D)[:12]):
         c = cmap(k / max(1, min(12, np.unique(D).size) - 1))
         sel = D == d
@@ -44,13 +43,13 @@ def plot_unimodal_fit(N, D, loss, law: UnimodalLaw, path: str | pathlib.Path, ti
                  f"B={law.B:.4g} β={law.beta:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_frontiers(laws: dict[str, UnimodalLaw], path: str | pathlib.Path,
                    compute=np.geomspace(1e18, 1e25, 50)) -> None:
     """Compute-optimal N and D against compute for each law (Chinchilla allocation)."""
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    ax = fig.subplots(1, 2)
     for name, law in laws.items():
         opt = chinchilla_optimal(law, compute)
         ax[0].plot(compute, opt.N, label=name)
@@ -61,4 +60,3 @@ def plot_frontiers(laws: dict[str, UnimodalLaw], path: str | pathlib.Path,
     ax[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -41,9 +41,11 @@ class BootstrapResult:
 
     def interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
         """Percentile interval of every sampled quantity."""
-        lo, hi = 50 * (1 - level), 50 * (1 + level)
-        return {k: (float(np.percentile(v, lo)), float(np.percentile(v, hi)))
-                for k, v in self.samples.items()}
+        q = (0.5 * (1 - level), 0.5 * (1 + level))
+        def bounds(v):  # linear interpolation, or order statistics where some are ±∞
+            method = "linear" if np.all(np.isfinite(v)) else "inverted_cdf"
+            return tuple(float(x) for x in np.quantile(v, q, method=method))
+        return {k: bounds(np.asarray(v, np.float64)) for k, v in self.samples.items()}
 
     def derive(self, name: str, fn: Callable[..., np.ndarray]) -> BootstrapResult:
         """Adds a derived quantity computed from each replicate's parameters (keyword args)."""

@@ -72,6 +72,10 @@ class ModelConfig:
             raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout}")
 
     def replace(self, **changes) -> ModelConfig:
+        """A copy with ``changes``; a new ``d_model`` without a ``d_ff`` re-derives the default
+        ``d_ff = 4 d_model`` when this config used it."""
+        if "d_model" in changes and "d_ff" not in changes and self.d_ff == 4 * self.d_model:
+            changes = {**changes, "d_ff": 0}
         return dataclasses.replace(self, **changes)
 
     @property

@@ -14,14 +14,12 @@ from __future__ import annotations
 import pathlib
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mmlaws.analysis import running_median  # noqa: E402
-from mmlaws.laws.optimal import competition_barrier  # noqa: E402
-from mmlaws.study.analyse import Analysis  # noqa: E402
+from mmlaws.analysis import running_median
+from mmlaws.laws.optimal import competition_barrier
+from mmlaws.study.analyse import Analysis
 
 
 def write_report(a: Analysis, out: str | pathlib.Path, *, title: str = "mmlaws study") -> list:
@@ -47,7 +45,6 @@ def write_report(a: Analysis, out: str | pathlib.Path, *, title: str = "mmlaws s
 def _save(fig, path) -> pathlib.Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return pathlib.Path(path)
 
 
@@ -57,9 +54,10 @@ def _sets(a: Analysis) -> list[tuple[str, ...]]:
 
 def _loss_curves(a: Analysis, path):
     sets = _sets(a)
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.6 * len(sets), 3.8), squeeze=False)
+    fig = Figure(figsize=(4.6 * len(sets), 3.8))
+    axes = fig.subplots(1, len(sets), squeeze=False)
     Ns = np.unique(a.all_runs.N)
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps.get_cmap("viridis")
     for ax, ds in zip(axes[0], sets, strict=True):
         sub = a.all_runs.select(ds)
         budgets = sorted(set(np.round(sub.D, -3)))
@@ -83,9 +81,10 @@ def _pair_fit(a: Analysis, pair, fit, path):
     D_j = np.array([t.get(pair[1], 0.0) for t in sub.tokens])
     pred = fit.predict(sub.N, D_i, D_j)
     indep = fit.independent(sub.N, D_i, D_j)
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots(1, 2)
     n_grid = np.geomspace(sub.N.min() / 2, sub.N.max() * 2, 100)
-    cmap = plt.get_cmap("plasma")
+    cmap = matplotlib.colormaps.get_cmap("plasma")
     budgets = np.unique(np.round(sub.D, -3))
     for b, D in enumerate(budgets):
         m = np.round(sub.D, -3) == D
@@ -109,7 +108,8 @@ def _barrier(a: Analysis, pair, fit, path):
     sub = a.table.select(pair)
     n_grid = np.geomspace(sub.N.min() / 10, max(sub.N.max() * 1e4, 1e10), 300)
     d = competition_barrier(fit, n_grid)
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     ax.plot(n_grid, np.where(np.isfinite(d), d, np.nan), label="barrier: Eq. 5 holds with =")
     syn = fit.interaction.C - fit.interaction.A / sub.N ** fit.interaction.alpha \
         - fit.interaction.B / sub.D ** fit.interaction.beta > 0
@@ -126,8 +126,9 @@ def _barrier(a: Analysis, pair, fit, path):
 
 
 def _ratio(curves: dict, pair, path):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    cmap = plt.get_cmap("viridis")
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps.get_cmap("viridis")
     for k, (rid, c) in enumerate(sorted(curves.items(), key=lambda kv: (kv[1].N, kv[0]))):
         col = cmap(k / max(len(curves) - 1, 1))
         ax.plot(c.tokens, running_median(c.ratio, 9), color=col, lw=1.2, label=rid)
@@ -144,7 +145,8 @@ def _ratio(curves: dict, pair, path):
 def _flatness(per_run: dict, path):
     ids = sorted(per_run)
     names = sorted({m for v in per_run.values() for m in v})
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(ids) + 2), 4))
+    fig = Figure(figsize=(max(6, 0.45 * len(ids) + 2), 4))
+    ax = fig.subplots()
     w = 0.8 / max(len(names), 1)
     for k, m in enumerate(names):
         ax.bar(np.arange(len(ids)) + k * w, [per_run[i].get(m, np.nan) for i in ids], w, label=m)
@@ -155,7 +157,8 @@ def _flatness(per_run: dict, path):
 
 
 def _spikes(a: Analysis, path):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     corr = a.results["spikes"]["correlation"]
     for name, c in corr.items():
         if "x" in c:
@@ -173,7 +176,8 @@ def _spikes(a: Analysis, path):
 
 
 def _batch(batch: dict, path):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, o in batch["optimum"].items():
         line, = ax.plot(o["batch_tokens"], o["loss"], "o-", label=name)
         ax.axvline(o["optimum"], color=line.get_color(), ls=":")
