@@ -166,7 +166,7 @@ def test_report_writes_figures_and_tables(known_study, tmp_path):
                  "fig9_spikes.png"):
         assert need in names and (tmp_path / need).stat().st_size > 1000
     text = (tmp_path / "README.md").read_text()
-    assert "| a | 15 |" in text and "a \\| b" in text
+    assert "| a | 15 |" in text and "a \\| b" in text and "at grid edge" in text
     assert f"{a.results['laws']['a']['alpha']:.3g} [" in text  # value with its interval
     assert "held-out" in text and "% on 3 runs" in text
 

@@ -197,6 +197,10 @@ def _ci(entry: dict, key: str, fmt: str = "{:.3g}") -> str:
     return s + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
 
 
+def _edge(entry: dict) -> str:
+    return ", ".join(entry.get("on_grid_boundary") or []) or "—"
+
+
 def _star_ci(ci) -> str:
     if not ci or not np.all(np.isfinite(ci)):
         return f" [{ci[0]:.3g}, ∞]" if ci and np.isfinite(ci[0]) else ""
@@ -218,17 +222,19 @@ def markdown(a: Analysis, figures: list[str], title: str) -> str:
     lines = [f"# {title}", "", f"{len(r['runs'])} finished runs; figures: "
              + ", ".join(f"[{f}]({f})" for f in figures), "",
              "## Uni-modal laws (Eq. 2), 95% bootstrap intervals", "",
-             "| dataset | runs | E | A | α | B | β | held-out error | converged |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "A parameter listed under *at grid edge* ended at or beyond the edge of the "
+             "multi-start grid: the runs do not pin it down (more model sizes, longer runs).", "",
+             "| dataset | runs | E | A | α | B | β | held-out error | converged | at grid edge |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for n in a.fits.unimodal:
         e = laws[n]
         lines.append(f"| {n} | {e['num_runs']} | {_ci(e, 'E')} | {_ci(e, 'A')} | "
                      f"{_ci(e, 'alpha')} | {_ci(e, 'B')} | {_ci(e, 'beta')} | {_holdout(e)} | "
-                     f"{e['num_converged']}/{e['num_starts']} |")
+                     f"{e['num_converged']}/{e['num_starts']} | {_edge(e)} |")
     if a.fits.bimodal:
         lines += ["", "## Bi-modal laws (Eq. 4) and the barrier (Eq. 5–6)", "",
-                  "| pair | runs | C | α_ij | β_ij | N* | D* | 6N*D* (FLOPs) | held-out error |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| pair | runs | C | α_ij | β_ij | N* | D* | 6N*D* (FLOPs) | held-out error "
+                  "| at grid edge |", "|---|---|---|---|---|---|---|---|---|---|"]
         for p in a.fits.bimodal:
             e = laws["|".join(p)]
             opt = e.get("compute_optimal") or {}
@@ -238,7 +244,7 @@ def markdown(a: Analysis, figures: list[str], title: str) -> str:
             pname = " \\| ".join(p)
             lines.append(f"| {pname} | {e['num_runs']} | {_ci(e, 'C')} | "
                          f"{_ci(e, 'alpha')} | {_ci(e, 'beta')} | {star['N']} | {star['D']} | "
-                         f"{star['compute']} | {_holdout(e)} |")
+                         f"{star['compute']} | {_holdout(e)} | {_edge(e)} |")
     if r["ratio"]:
         lines += ["", "## Fig. 5 ratio ½(L_i + L_j) / L_pair (below 1: barrier broken)", "",
                   "| pair | model | tokens | observed final | law's prediction |",
