@@ -25,8 +25,8 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
               "--gin_param=study.run_study.data_tokens=60000",
               "--gin_param=study.run_study.offline=True",
               "--gin_param=study.run_study.budgets=[2048, 4096]",
-              "--gin_param=study.run_study.batch_size=4",
-              "--gin_param=study.run_study.sequence_length=64",
+              "--gin_param=study.run_study.batch_size=8",  # 8 simulated devices
+              "--gin_param=study.run_study.sequence_length=32",
               "--gin_param=study.run_study.warmup_steps=2",
               "--gin_param=study.run_study.eval_batches=2",
               "--gin_param=study.run_study.bootstrap_samples=16")
