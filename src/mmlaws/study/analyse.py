@@ -78,7 +78,7 @@ def analyse(
     results = {"runs": _run_rows(runs, design), "laws": fits.results}
     results["flatness"] = _flatness(runs, warmup_tokens, flatness_window, flatness_eps)
     ratios, results["ratio"] = _ratios(table, design, fits)
-    results["spikes"] = _spikes(runs, fits)
+    results["spikes"] = _spikes(runs, table, fits)
     results["batch"] = _batch(runs, design, fits)
     return Analysis(results, table, fits, ratios, runs)
 
@@ -139,11 +139,12 @@ def _ratios(table: RunTable, design, fits: jobs.TableFits):
     return curves, rows
 
 
-def _spikes(runs: RunTable, fits: jobs.TableFits) -> dict:
+def _spikes(runs: RunTable, law_runs: RunTable, fits: jobs.TableFits) -> dict:
+    """Spike counts of every run; the correlation over each pair's law runs (one batch size)."""
     counts = analysis.spike_counts(runs.records)
     out = {"counts": counts, "correlation": {}}
     for (i, j), law in fits.bimodal.items():
-        recs = [r for r in runs.records if tuple(sorted(r.datasets)) == (i, j)]
+        recs = [r for r in law_runs.records if tuple(sorted(r.datasets)) == (i, j)]
         alpha = law.interaction.alpha
         if alpha <= 0:
             out["correlation"][f"{i}|{j}"] = {"error": f"alpha_ij = {alpha:.3g} is not positive"}
