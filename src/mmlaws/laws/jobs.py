@@ -176,22 +176,23 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, delta, boo
         if held_laws[i] is None or held_laws[j] is None:
             entry["holdout"] = {"error": "the uni-modal laws have no held-out fit"}
         else:
-            entry["holdout"] = _holdout(lambda: holdout_bimodal(
+            entry["holdout"], _ = _holdout(lambda: holdout_bimodal(
                 runs.N, D_i, D_j, runs.loss, held_laws[i], held_laws[j],
                 num_sizes=holdout_sizes, huber_delta=delta, names=pair), runs)
     entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
     return entry, fit
 
 
-def _holdout(make, runs: RunTable) -> dict:
-    """A held-out entry: refit, error per held-out run and its mean, or why it failed."""
+def _holdout(make, runs: RunTable) -> tuple[dict, object]:
+    """(the held-out entry: error per held-out run and its mean, or why the refit failed;
+    the refitted law or None). ``make`` does the refit."""
     try:
         h = make()
     except ValueError as err:
-        return {"error": str(err)}
+        return {"error": str(err)}, None
     return {"held_out_runs": [str(runs.run_id[k]) for k in h.held_out],
             "relative_error": [float(e) for e in h.relative_error],
-            "mean_abs_relative_error": h.mean_abs_relative_error}
+            "mean_abs_relative_error": h.mean_abs_relative_error}, h.fit
 
 
 _INTER = ("C", "A", "B", "alpha", "beta")
@@ -218,13 +219,9 @@ def _fit_one(runs: RunTable, name: str, delta, grid, bootstrap_samples, out, hol
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
     held = None
     if holdout_sizes:
-        box = {}
-        def make():
-            box["h"] = holdout_unimodal(runs.N, runs.D, runs.loss, num_sizes=holdout_sizes,
-                                        huber_delta=delta, grid=grid)
-            return box["h"]
-        entry["holdout"] = _holdout(make, runs)
-        held = box["h"].fit if "h" in box else None
+        entry["holdout"], held = _holdout(lambda: holdout_unimodal(
+            runs.N, runs.D, runs.loss, num_sizes=holdout_sizes, huber_delta=delta, grid=grid),
+            runs)
     entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
     if out is not None:
         out = pathlib.Path(out)

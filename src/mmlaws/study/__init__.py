@@ -84,9 +84,6 @@ def run_study(
              "WARMUP": str(warmup_steps), "EVAL_BATCHES": str(eval_batches),
              "CHECKPOINT_EVERY": str(checkpoint_every)}
     points = design_lib.points(runs, data_dir=data_dir, extra=extra)
-    for rid, r in runs.items():  # a model's own peak_lr wins over the study's
-        if "PEAK_LR" in r["bindings"]:
-            points[rid]["PEAK_LR"] = r["bindings"]["PEAK_LR"]
     t1 = time.perf_counter()
     rows = sweep.run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
                            backend=backend, parallel=parallel, extra_params=extra_params,

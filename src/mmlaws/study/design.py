@@ -52,7 +52,7 @@ def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_bud
             extra = {}
         stats = build(data_dir=data_dir, layout=shards.PRESETS[layout.upper()],
                       token_budget=int(token_budget), seed=seed, **extra)
-        out[name] = stats.get(name, stats) if "splits" not in stats else stats
+        out[name] = stats
     return out
 
 
@@ -139,6 +139,7 @@ def plan(
 
 
 def points(runs: Mapping[str, Mapping], *, data_dir: str, extra: Mapping[str, str]) -> dict:
-    """The sweep's ``{run_id: {macro: gin value}}``."""
+    """The sweep's ``{run_id: {macro: gin value}}``: ``extra`` for every run, then each run's
+    own bindings (a model's ``peak_lr`` wins over the study's)."""
     common = {"DATA_DIR": repr(os.fspath(data_dir)), **extra}
-    return {rid: {**r["bindings"], **common} for rid, r in runs.items()}
+    return {rid: {**common, **r["bindings"]} for rid, r in runs.items()}
