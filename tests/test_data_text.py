@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmlaws.data import SMALL, TINY, Modality, VocabLayout, build, shards
+from mmlaws.data import MICRO, SMALL, TINY, Modality, VocabLayout, build, shards
 from mmlaws.data.sources import text
 from mmlaws.data.tokenizers.bpe import BPE
 from mmlaws.errors import DataError
@@ -63,6 +63,16 @@ def test_save_load_and_fingerprint(bpe, tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(DataError, match=r"bad\.json: cannot load"):
         BPE.load(tmp_path / "bad.json")
+
+
+def test_the_micro_layout_tokenizes_bytes():
+    """MICRO's text range holds the 256 byte symbols and nothing more: one token per byte."""
+    micro = BPE.train(CORPUS, MICRO)
+    assert micro.vocab_size == MICRO.text_size == 256
+    for sample in CORPUS[:4]:
+        ids = micro.encode(sample)
+        assert ids.size == len(sample.encode("utf-8")) and micro.decode(ids) == sample
+    assert (MICRO.used_size, MICRO.size) == (375, 384)
 
 
 def test_bad_layouts_and_ids_are_refused(bpe):

@@ -41,8 +41,20 @@ def test_plan_batch_scan_adds_runs_but_not_the_law_runs_point():
     assert runs["code_m_D8.19k_b8"]["steps"] == 16
 
 
+def test_plan_model_defaults_apply_unless_a_model_sets_its_own():
+    models = {"a": {"d_model": 8}, "b": {"d_model": 16, "dropout": 0.1, "peak_lr": 1e-3}}
+    runs = design.plan(datasets=["code"], models=models, budgets=[1024], batch_size=2,
+                       sequence_length=8, model_defaults={"num_layers": 1, "dropout": 0.0})
+    assert eval(runs["code_a_D1.02k"]["bindings"]["MODEL_OVERRIDES"]) == {
+        "num_layers": 1, "dropout": 0.0, "d_model": 8}
+    b = runs["code_b_D1.02k"]["bindings"]
+    assert eval(b["MODEL_OVERRIDES"]) == {"num_layers": 1, "dropout": 0.1, "d_model": 16}
+    assert eval(b["PEAK_LR"]) == 1e-3
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"models": {"s": {"width": 3}}}, "unknown keys"),
+    ({"model_defaults": {"width": 3}}, "model_defaults: unknown keys"),
     ({"budgets": []}, "budgets"),
     ({"datasets": ["text", "text"]}, "distinct"),
     ({"batch_scan": {"model": "zz", "budget": 10, "batch_sizes": [1, 2, 4]}}, "batch_scan"),

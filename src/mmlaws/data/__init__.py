@@ -11,11 +11,11 @@ first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_
 
 import importlib
 
-from mmlaws.data.vocab import PAPER, SMALL, SPECIAL_TOKENS, TINY, Modality, VocabLayout
+from mmlaws.data.vocab import MICRO, PAPER, SMALL, SPECIAL_TOKENS, TINY, Modality, VocabLayout
 
 _LAZY = {"mixture": "mmlaws.data.grain_loader", "mixture_dataset": "mmlaws.data.grain_loader"}
 
-__all__ = ["PAPER", "SMALL", "SPECIAL_TOKENS", "TINY", "Modality", "VocabLayout", *_LAZY]
+__all__ = ["MICRO", "PAPER", "SMALL", "SPECIAL_TOKENS", "TINY", "Modality", "VocabLayout", *_LAZY]
 
 
 def __getattr__(name):

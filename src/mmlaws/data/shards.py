@@ -39,7 +39,7 @@ from mmlaws.errors import DataError
 
 FORMAT = "mmlaws-shards/1"
 STATS = "stats.json"
-PRESETS = {"TINY": vocab.TINY, "SMALL": vocab.SMALL, "PAPER": vocab.PAPER}
+PRESETS = {"TINY": vocab.TINY, "MICRO": vocab.MICRO, "SMALL": vocab.SMALL, "PAPER": vocab.PAPER}
 _LAYOUT_FIELDS = ("text_size", "image_codes", "speech_units", "num_sentinels", "pad_to")
 # Specials a document may hold: the modality boundaries (the pipeline adds the rest).
 _BOUNDARIES = ("image_begin_id", "image_end_id", "speech_begin_id", "speech_end_id")

@@ -220,6 +220,10 @@ def _as_array(ids):
 # HuBERT k-means with 2000 speech units. The paper's sentence can also be read as a 2^16 total;
 # here 2^16 is the text range, and the total is 75,751 ids, padded to 75,776.
 PAPER = VocabLayout(text_size=2**16, image_codes=8192, speech_units=2000)
-# CPU-scale layouts: SMALL for demos (4,731 ids, padded to 4,736), TINY for tests (79, to 128).
+# CPU-scale layouts: SMALL for demos (4,731 ids, padded to 4,736); MICRO for CPU scaling studies
+# (text and code as the 256 byte symbols, no merges; 375 ids padded to 384, so that the output
+# layer does not dwarf models of 10^2-10^5 parameters and they get past bigram statistics within
+# a few million tokens); TINY for tests (79, to 128).
 SMALL = VocabLayout(text_size=4096, image_codes=512, speech_units=100)
+MICRO = VocabLayout(text_size=256, image_codes=64, speech_units=32)
 TINY = VocabLayout(text_size=32, image_codes=16, speech_units=8)

@@ -42,7 +42,8 @@ def run_study(
     sequence_length: int = 128,
     peak_lr: float | None = 3e-3, warmup_steps: int = 20, pairs: bool = True,
     nmodal: bool = False,
-    batch_scan: Mapping | None = None, base_model: str = "tiny", eval_batches: int = 8,
+    batch_scan: Mapping | None = None, base_model: str = "tiny",
+    model_defaults: Mapping | None = None, eval_batches: int = 8,
     checkpoint_every: int = 200, extra_params: Sequence[str] = (), parallel: int = 1,
     backend: str = "local", slurm_options: Mapping[str, str] | None = None,
     dry_run: bool = False, bootstrap_samples: int = 200, holdout_sizes: int = 1,
@@ -54,7 +55,8 @@ def run_study(
       output_dir: the study folder (``runs/``, ``design.json``, ``study.json``, the report).
       datasets: dataset names to build and train on (:data:`design.BUILDERS`).
       models: name -> overrides of ``base_model`` (``d_model``, ``num_layers``, ``num_heads``,
-        ``d_head``, optionally ``peak_lr``); budgets: training tokens per run.
+        ``d_head``, optionally ``peak_lr``, ``dropout``, ``init_std``); ``model_defaults``: such
+        keys for every model that does not set its own; budgets: training tokens per run.
       data_dir, layout, data_tokens: where and how the datasets are built (tokens per dataset);
         ``offline``: the builders download nothing.
       batch_size, sequence_length, peak_lr, warmup_steps, eval_batches, checkpoint_every:
@@ -71,7 +73,8 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     runs = design_lib.plan(datasets=datasets, models=models, budgets=budgets,
                            batch_size=batch_size, sequence_length=sequence_length, pairs=pairs,
-                           batch_scan=batch_scan, base=base_model, nmodal=nmodal)
+                           batch_scan=batch_scan, base=base_model, nmodal=nmodal,
+                           model_defaults=model_defaults)
     (out / "design.json").write_text(json.dumps(runs, indent=1))
     n_law = sum(r["role"] == "law" for r in runs.values())
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(datasets)}, "

@@ -30,7 +30,8 @@ BUILDERS = {
     "speech": "mmlaws.data.sources.speech_build:build_speech",
     "speech_text": "mmlaws.data.sources.speech_build:build_speech_text",
 }
-MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "remat", "dtype", "peak_lr")
+MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "d_ff", "dropout",
+              "init_std", "remat", "dtype", "peak_lr")
 
 
 def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_budget: float,
@@ -78,13 +79,15 @@ def plan(
     *, datasets: Sequence[str], models: Mapping[str, Mapping], budgets: Sequence[float],
     batch_size: int, sequence_length: int, pairs: bool = True,
     batch_scan: Mapping | None = None, base: str = "tiny", nmodal: bool = False,
+    model_defaults: Mapping | None = None,
 ) -> dict[str, dict]:
     """The runs of a study: ``{run_id: {"role", "datasets", "model", "tokens", "batch",
     "bindings"}}``, ``bindings`` being the gin macros of ``configs/study/run.gin``.
 
     ``models``: name -> a ``preset`` of :data:`mmlaws.model.PRESETS` (default ``base``), overrides
     of it (``d_model``, ``num_layers``, ``num_heads``, ``d_head``, ``remat``, ``dtype``) and its
-    ``peak_lr``. ``budgets``: training tokens
+    ``peak_lr``; ``model_defaults``: keys of the same kind that every model gets unless it sets
+    its own (e.g. ``{"dropout": 0.0, "init_std": 0.02}``). ``budgets``: training tokens
     (positions) per run; steps = ceil(budget / (batch_size × sequence_length)).
     ``batch_scan``: ``{"model": name, "budget": tokens, "batch_sizes": [rows, ...]}``.
     ``nmodal``: with three datasets or more, also train on all of them at equal shares (for the
@@ -93,6 +96,9 @@ def plan(
     if len(set(datasets)) != len(datasets) or not datasets:
         raise ConfigError(f"study datasets={list(datasets)!r}: give distinct dataset names")
     _check_models(models)
+    bad = [k for k in (model_defaults or {}) if k not in MODEL_KEYS]
+    if bad:
+        raise ConfigError(f"study model_defaults: unknown keys {bad} (allowed {list(MODEL_KEYS)})")
     if not budgets or any(not b > 0 for b in budgets):
         raise ConfigError(f"study budgets={list(budgets)!r}: give positive token counts")
     if batch_size < 1 or sequence_length < 2:
@@ -107,7 +113,7 @@ def plan(
 
     def add(role, ds, model, tokens, batch):
         steps = max(1, math.ceil(tokens / (batch * sequence_length)))
-        spec = dict(models[model])
+        spec = {**(model_defaults or {}), **models[model]}
         lr = spec.pop("peak_lr", None)
         preset = spec.pop("preset", base)
         shares = {d: 1.0 / len(ds) for d in ds}
