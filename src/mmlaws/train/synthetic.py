@@ -33,10 +33,11 @@ FIELDS = ("inputs", "targets", "weights", "segment_ids", "positions", "dataset_i
 
 
 def resolve_vocab(vocab: str | VocabLayout) -> VocabLayout:
-    """A layout, or the name of one of :mod:`mmlaws.data.vocab`'s ("tiny", "micro", "small", "paper")."""
+    """A layout, or the name of one of :mod:`mmlaws.data.vocab`'s (tiny, micro, small, paper)."""
     if isinstance(vocab, VocabLayout):
         return vocab
-    layouts = {"tiny": vocab_lib.TINY, "micro": vocab_lib.MICRO, "small": vocab_lib.SMALL, "paper": vocab_lib.PAPER}
+    layouts = {"tiny": vocab_lib.TINY, "micro": vocab_lib.MICRO, "small": vocab_lib.SMALL,
+               "paper": vocab_lib.PAPER}
     if vocab not in layouts:
         raise ConfigError(f"vocab must be one of {sorted(layouts)}, got {vocab!r}")
     return layouts[vocab]
