@@ -22,7 +22,7 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
     r = _main(repo_root, "--gin_file=configs/quickstart.gin", f"--gin_param=OUTPUT_DIR='{out}'",
               f"--gin_param=DATA_DIR='{tmp_path / 'data'}'",
               "--gin_param=study.run_study.datasets=['code']",
-              "--gin_param=study.run_study.data_tokens=60000",
+              "--gin_param=study.run_study.data_tokens=300000",  # bytes: 1 validation doc
               "--gin_param=study.run_study.offline=True",
               "--gin_param=study.run_study.budgets=[2048, 4096]",
               "--gin_param=study.run_study.batch_size=8",  # 8 simulated devices
