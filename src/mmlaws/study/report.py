@@ -119,7 +119,11 @@ def _barrier(a: Analysis, pair, fit, path):
     if opt:
         ax.scatter([opt["N"]], [opt["D"]], marker="X", s=90, color="k",
                    label=f"Eq. 6 optimum ({opt['compute']:.2g} FLOPs)")
+    # Tokens from 1e-3x the runs' to 1e6x (or the optimum's): a barrier with a tiny or negative
+    # beta_ij spans hundreds of decades, which would flatten the runs into one line.
+    d_seen = [*sub.D, *([opt["D"]] if opt else [])]
     ax.set(xscale="log", yscale="log", xlabel="N", ylabel="D (tokens)",
+           ylim=(min(d_seen) / 1e3, max(d_seen) * 1e6),
            title=f"competition barrier {pair[0]} | {pair[1]} (C={fit.interaction.C:.3g})")
     ax.legend(fontsize=7)
     return _save(fig, path)
