@@ -16,8 +16,9 @@ import argparse
 import functools
 import sys
 
-from mmlaws.data import build
-from mmlaws.data.sources import image_build, images
+from mmlaws.corpora import build
+from mmlaws.corpora import images as image_build
+from mmlaws.corpora.sources import images
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)

@@ -3,7 +3,7 @@
 Sources: espeak-ng speaking the standard library's docstring prose (``espeakng-loader`` wheel
 or Debian ``espeak-ng``) and Tux Paint's recorded stamp descriptions (Debian
 ``tuxpaint-stamps-default`` read with ``soundfile``). Units: MFCC + k-means
-(:mod:`mmlaws.data.tokenizers.speech_units`), ``layout.speech_units`` clusters, 50 per second;
+(:mod:`mmlaws.corpora.tokenizers.speech_units`), ``layout.speech_units`` clusters, 50 per second;
 ``--dedup`` collapses runs of equal units. See ``data_pipelines/README_speech.md``.
 
     python data_pipelines/build_speech.py --data_dir data --layout SMALL --token_budget 5e5
@@ -13,8 +13,8 @@ import argparse
 import functools
 import sys
 
-from mmlaws.data import build
-from mmlaws.data.sources import speech_build
+from mmlaws.corpora import build
+from mmlaws.corpora import speech as speech_build
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)

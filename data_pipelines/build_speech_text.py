@@ -15,8 +15,8 @@ import argparse
 import functools
 import sys
 
-from mmlaws.data import build
-from mmlaws.data.sources import speech_build
+from mmlaws.corpora import build
+from mmlaws.corpora import speech as speech_build
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)

@@ -2,7 +2,7 @@
 
 Reads every available image source once at ``--size`` px (tokens per image: ``(size/8)^2``
 codes + ``<image>`` + ``</image>``), splits each source's images by a seeded hash
-(:func:`mmlaws.data.build.is_validation`, ``--held_out_fraction``), fits both quantisers on up
+(:func:`mmlaws.corpora.build.is_validation`, ``--held_out_fraction``), fits both quantisers on up
 to ``--fit_images`` training images taken in turn from each source (the builders' rule), and
 measures MSE (pixels in [0, 1]) and PSNR on up to ``--held_out`` held-out images per source.
 Writes a JSON file and prints Markdown tables (``data_pipelines/README_images.md``).
@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 
-from mmlaws.data import build, shards
-from mmlaws.data.sources import image_build
-from mmlaws.data.sources import images as si
-from mmlaws.data.tokenizers import vq
+from mmlaws.corpora import build
+from mmlaws.corpora import images as image_build
+from mmlaws.corpora.sources import images as si
+from mmlaws.corpora.tokenizers import vq
+from mmlaws.data import shards
 
 
 def read_all(size: int, seed: int, fraction: float, log=print):

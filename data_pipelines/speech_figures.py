@@ -25,9 +25,10 @@ import time
 
 import numpy as np
 
+from mmlaws.corpora import speech as speech_build
+from mmlaws.corpora.sources import speech
+from mmlaws.corpora.tokenizers.speech_units import SpeechUnitiser
 from mmlaws.data import shards
-from mmlaws.data.sources import speech, speech_build
-from mmlaws.data.tokenizers.speech_units import SpeechUnitiser
 
 
 def _espeak_figures(num: int, layout) -> tuple[dict, list, float]:

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mmlaws.data import TINY, build, shards
+from mmlaws.corpora import build
+from mmlaws.data import TINY, shards
 from mmlaws.errors import DataError
 
 T0 = TINY.text_start

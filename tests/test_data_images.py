@@ -6,10 +6,11 @@ import itertools
 import numpy as np
 import pytest
 
-from mmlaws.data import build, shards
-from mmlaws.data.sources import image_build
-from mmlaws.data.sources import images as si
-from mmlaws.data.tokenizers import vq
+from mmlaws.corpora import build
+from mmlaws.corpora import images as image_build
+from mmlaws.corpora.sources import images as si
+from mmlaws.corpora.tokenizers import vq
+from mmlaws.data import shards
 from mmlaws.data.vocab import TINY, Modality
 
 

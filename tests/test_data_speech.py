@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from mmlaws.data import build, shards
-from mmlaws.data.sources import speech, speech_build
-from mmlaws.data.tokenizers import speech_units as su
+from mmlaws.corpora import build
+from mmlaws.corpora import speech as speech_build
+from mmlaws.corpora.sources import speech
+from mmlaws.corpora.tokenizers import speech_units as su
+from mmlaws.data import shards
 from mmlaws.data.vocab import SMALL, TINY, Modality
 
 RATE = 16_000
@@ -329,7 +331,7 @@ def test_debian_library_stands_in_for_the_wheel():
 
     code = (
         "import sys; sys.modules['espeakng_loader'] = None\n"
-        "from mmlaws.data.sources import speech\n"
+        "from mmlaws.corpora.sources import speech\n"
         "u = speech.espeak().synthesize('Two words.', 'en-gb-scotland+m3')\n"
         "print(speech._find_espeak()[1], len(u.words), u.seconds > 0.3)\n"
     )
@@ -344,7 +346,7 @@ def test_synthesis_is_reproducible_from_a_fresh_process():
 
     code = (
         "import hashlib\n"
-        "from mmlaws.data.sources import speech\n"
+        "from mmlaws.corpora.sources import speech\n"
         "u = speech.espeak().synthesize('Noise is seeded.', 'en-gb-scotland+m3', seed=7)\n"
         "print(hashlib.md5(u.audio.tobytes()).hexdigest())\n"
     )

@@ -8,9 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmlaws.data import MICRO, SMALL, TINY, Modality, VocabLayout, build, shards
-from mmlaws.data.sources import text
-from mmlaws.data.tokenizers.bpe import BPE
+from mmlaws.corpora import build
+from mmlaws.corpora.sources import text
+from mmlaws.corpora.tokenizers.bpe import BPE
+from mmlaws.data import MICRO, SMALL, TINY, Modality, VocabLayout, shards
 from mmlaws.errors import DataError
 
 CORPUS = [

