@@ -1,0 +1,8 @@
+"""Deprecated: moved to :mod:`mmlaws.corpora.sources.images`.
+
+This path goes away in the next release.
+"""
+
+from mmlaws.data._moved import forward
+
+__getattr__ = forward(__name__, "mmlaws.corpora.sources.images")
