@@ -19,7 +19,7 @@ import numpy as np
 from mmlaws.corpora import build
 from mmlaws.corpora import images as image_build
 from mmlaws.corpora.sources import images as si
-from mmlaws.corpora.tokenizers import vq
+from mmlaws.corpora.tokenizers import vq, vqvae
 from mmlaws.data import shards
 
 
@@ -71,7 +71,7 @@ def main():
     held = {name: h[: args.held_out] for name, (_, h, _) in data.items()}
     trainers = {
         "kmeans": vq.KMeansTrainer(layout.image_codes, seed=args.seed),
-        "vqvae": vq.VQVAETrainer(layout.image_codes, steps=args.vqvae_steps, seed=args.seed),
+        "vqvae": vqvae.VQVAETrainer(layout.image_codes, steps=args.vqvae_steps, seed=args.seed),
     }
     errors = {}
     for kind, trainer in trainers.items():

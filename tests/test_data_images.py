@@ -9,7 +9,7 @@ import pytest
 from mmlaws.corpora import build
 from mmlaws.corpora import images as image_build
 from mmlaws.corpora.sources import images as si
-from mmlaws.corpora.tokenizers import vq
+from mmlaws.corpora.tokenizers import vq, vqvae
 from mmlaws.data import shards
 from mmlaws.data.vocab import TINY, Modality
 
@@ -28,7 +28,7 @@ def digits16():
 
 @pytest.fixture(scope="module")
 def tiny_vqvae():
-    return vq.VQVAETrainer(
+    return vqvae.VQVAETrainer(
         codebook_size=TINY.image_codes, features=8, latent_dim=4, steps=3, batch_size=4
     )
 
@@ -86,7 +86,7 @@ def test_vqvae_step_lowers_loss_and_straight_through_gradients(tiny_vqvae):
     images = _random_images(4, 16, 16).astype(np.float32) / 255
     module, p0 = tiny_vqvae.init((16, 16))
     optimizer = optax.adam(1e-3)
-    step = vq.make_train_step(module, optimizer)
+    step = vqvae.make_train_step(module, optimizer)
     p1, state, loss0, aux = step(p0, optimizer.init(p0), images)
     _, _, loss1, _ = step(p1, state, images)  # the loss at p1
     assert float(loss1) < float(loss0)
@@ -106,7 +106,7 @@ def test_vqvae_encode_decode_and_save_load(tmp_path, tiny_vqvae):
     assert tok.decode(codes).shape == images.shape
     tok.save(tmp_path / "v.npz")
     back = vq.load(tmp_path / "v.npz")
-    assert isinstance(back, vq.VQVAETokenizer) and back.fingerprint() == tok.fingerprint()
+    assert isinstance(back, vqvae.VQVAETokenizer) and back.fingerprint() == tok.fingerprint()
     np.testing.assert_array_equal(back.encode(images), codes)
     np.testing.assert_array_equal(back.decode(codes), tok.decode(codes))
 

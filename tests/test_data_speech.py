@@ -9,6 +9,7 @@ import scipy.fft
 from mmlaws.corpora import build
 from mmlaws.corpora import speech as speech_build
 from mmlaws.corpora.sources import speech
+from mmlaws.corpora.tokenizers import kmeans
 from mmlaws.corpora.tokenizers import speech_units as su
 from mmlaws.data import shards
 from mmlaws.data.vocab import SMALL, TINY, Modality
@@ -133,9 +134,20 @@ def test_kmeans_finds_separated_clusters():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     x = np.concatenate([c + rng.normal(0, 0.1, (200, 2)) for c in centres])
-    found = su.minibatch_kmeans(x, 3, seed=0, steps=20, batch_size=128)
+    found = kmeans.minibatch_kmeans(x, 3, seed=0, steps=20, batch_size=128)
     order = np.argsort(found[:, 0] + 2 * found[:, 1])
     np.testing.assert_allclose(found[order], centres, atol=0.1)
+
+
+def test_kmeans_with_fewer_rows_than_centres_keeps_them_apart():
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    centres = kmeans.kmeans_plus_plus(x, 5, np.random.default_rng(0))
+    np.testing.assert_array_equal(centres[:3], x)  # every row, then jittered repeats
+    assert len({tuple(c) for c in centres}) == 5
+    found = kmeans.minibatch_kmeans(x, 5, seed=0, steps=3, batch_size=3)
+    assign = kmeans.nearest(x, found)
+    assert len(set(assign.tolist())) == 3  # each row its own centre, which sits on it
+    np.testing.assert_allclose(found[assign], x, atol=1e-2)
 
 
 def test_save_load_round_trip(unitiser, tmp_path):
@@ -315,10 +327,11 @@ def test_build_speech_text_orders(tmp_path, order):
     assert segments == 1 if order != "interleaved" else segments > 1
 
 
-def test_module_docstring_example():
+@pytest.mark.parametrize("module", [su, kmeans])
+def test_module_docstring_example(module):
     import doctest
 
-    assert doctest.testmod(su, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 @pytest.mark.skipif(

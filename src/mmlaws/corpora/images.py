@@ -86,7 +86,8 @@ def image_tokenizer(
     """The cached image tokenizer for this configuration, fitted and saved when absent.
 
     ``path``: use this file instead (it must exist). ``options``: passed to the trainer
-    (:class:`~mmlaws.corpora.tokenizers.vq.KMeansTrainer` or ``VQVAETrainer``).
+    (:class:`~mmlaws.corpora.tokenizers.vq.KMeansTrainer` or
+    :class:`~mmlaws.corpora.tokenizers.vqvae.VQVAETrainer`).
     ``crops_per_photo``: random crops per sklearn and per scikit-image photo.
     """
     _check_size(size)
@@ -264,7 +265,7 @@ def build_image_text(
 def add_image_flags(parser) -> None:
     """The image builders' own flags (the shared ones are :func:`mmlaws.corpora.build.main`'s)."""
     parser.add_argument("--image_size", type=int, default=32, help="pixels, a multiple of 8")
-    parser.add_argument("--tokenizer", choices=sorted(vq.TRAINERS), default="kmeans")
+    parser.add_argument("--tokenizer", choices=vq.KINDS, default="kmeans")
     parser.add_argument("--image_tokenizer", default=None, help="use this saved tokenizer file")
     parser.add_argument("--fit_images", type=int, default=4000, help="images to fit it on")
 

@@ -25,10 +25,9 @@ def forward(old: str, *new: str) -> Callable[[str], object]:
     """Warn, then a module ``__getattr__`` for ``old`` that looks names up in ``new``, in order."""
     where = " and ".join(new)
     moved(old, where, stacklevel=4)
-    modules = [importlib.import_module(name) for name in new]
 
     def __getattr__(name: str):
-        for module in modules:
+        for module in map(importlib.import_module, new):  # imported on first use
             if hasattr(module, name):
                 return getattr(module, name)
         raise AttributeError(f"module {old!r} has no attribute {name!r} (moved to {where})")

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from mmlaws.corpora.tokenizers.kmeans import minibatch_kmeans, nearest
 from mmlaws.data.vocab import VocabLayout
 
 SAMPLE_RATE = 16_000  # Hz, the unitiser's input rate
@@ -181,58 +182,6 @@ class Mfcc:
         return np.concatenate([c, d, dd], axis=1).astype(np.float32)
 
 
-# -- k-means ----------------------------------------------------------------------------------
-
-
-def _nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Index of the nearest centroid per row: ``x [P, F]``, ``centroids [K, F]`` → ``[P]`` int64."""
-    c2 = np.einsum("kf,kf->k", centroids, centroids)
-    out = np.empty(len(x), np.int64)
-    for i in range(0, len(x), chunk):
-        block = x[i : i + chunk]
-        out[i : i + chunk] = np.argmin(c2[None, :] - 2.0 * block @ centroids.T, axis=1)
-    return out
-
-
-def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding on ``x [P, F]`` → ``[k, F]`` (duplicates allowed when P < k)."""
-    centroids = [x[rng.integers(len(x))]]
-    dist = np.sum((x - centroids[0]) ** 2, axis=1)
-    for _ in range(1, k):
-        total = dist.sum()
-        i = rng.choice(len(x), p=dist / total) if total > 0 else rng.integers(len(x))
-        centroids.append(x[i])
-        dist = np.minimum(dist, np.sum((x - x[i]) ** 2, axis=1))
-    return np.stack(centroids)
-
-
-def minibatch_kmeans(
-    x: np.ndarray, k: int, *, seed: int = 0, steps: int = 200, batch_size: int = 1024
-) -> np.ndarray:
-    """Mini-batch k-means (Sculley 2010), k-means++ seeding: ``x [P, F]`` → centroids ``[k, F]``.
-
-    Each step draws ``batch_size`` rows (seeded), assigns them to their nearest centroid and moves
-    each centroid towards its rows with a per-centroid rate ``1 / count``. Deterministic for a seed.
-    """
-    x = np.asarray(x, np.float64)
-    if len(x) == 0:
-        raise ValueError("k-means needs at least one frame")
-    rng = np.random.default_rng(seed)
-    seed_rows = x[rng.choice(len(x), size=min(len(x), max(20 * k, 2048)), replace=False)]
-    centroids = _kmeans_pp(seed_rows, k, rng)
-    counts = np.zeros(k)
-    for _ in range(steps):
-        batch = x[rng.integers(len(x), size=min(batch_size, len(x)))]
-        assign = _nearest(batch, centroids)
-        n = np.bincount(assign, minlength=k).astype(np.float64)  # [k] rows per centroid
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, assign, batch)
-        counts += n
-        hit = n > 0
-        centroids[hit] += (sums[hit] - n[hit, None] * centroids[hit]) / counts[hit, None]
-    return centroids
-
-
 # -- the unitiser -----------------------------------------------------------------------------
 
 
@@ -293,7 +242,8 @@ class SpeechUnitiser:
     ) -> SpeechUnitiser:
         """Fit on waveforms (each ``[N]`` at ``sample_rate``); ``num_units`` is usually
         ``layout.speech_units``. Features are standardised, then clustered by
-        :func:`minibatch_kmeans` (``seed``, ``steps``, ``batch_size``)."""
+        :func:`~mmlaws.corpora.tokenizers.kmeans.minibatch_kmeans` (``seed``, ``steps``,
+        ``batch_size``)."""
         features = Mfcc() if features is None else features
         frames = [np.asarray(features(w), np.float64) for w in waveforms]
         x = np.concatenate([f for f in frames if len(f)]) if any(len(f) for f in frames) else None
@@ -313,7 +263,7 @@ class SpeechUnitiser:
         of equal units to one.
         """
         z = (np.asarray(self.features(wave), np.float64) - self.mean) / self.std  # [T, F]
-        units = _nearest(z, self.centroids.astype(np.float64)) if len(z) else np.zeros(0, np.int64)
+        units = nearest(z, self.centroids.astype(np.float64)) if len(z) else np.zeros(0, np.int64)
         return dedup_runs(units) if dedup else units
 
     def document(self, wave: np.ndarray, layout: VocabLayout, *, dedup: bool = False) -> np.ndarray:

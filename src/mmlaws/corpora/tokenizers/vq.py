@@ -8,13 +8,11 @@ trainers learn a codebook from the local images instead, behind one interface:
 - :class:`KMeansTrainer` (the fast default): k-means over the 8×8×3 pixel patches
   (mini-batch k-means with k-means++ seeding, numpy, seeded). Encoding is nearest-centroid
   search over the 192-dimensional patches; decoding pastes the centroids back.
-- :class:`VQVAETrainer`: a small VQ-VAE in Flax. A conv encoder with three stride-2
-  downsamplings gives one ``latent_dim`` vector per 8×8 cell, quantised to the nearest of
-  ``codebook_size`` learned vectors (straight-through gradients, codebook loss and
-  commitment loss as in van den Oord et al. 2017; dead codes re-seeded from encoder outputs),
-  then a conv-transpose decoder. Trained with optax Adam on the pixel MSE.
+- :class:`~mmlaws.corpora.tokenizers.vqvae.VQVAETrainer`: a small VQ-VAE in Flax, in its own
+  module :mod:`~mmlaws.corpora.tokenizers.vqvae` (its model and training loop).
 
-Both return an :class:`ImageTokenizer`::
+Both return an :class:`ImageTokenizer`; this module holds that interface, the patch k-means
+and the file format (:func:`load` reads either kind)::
 
     tok = KMeansTrainer(codebook_size=layout.image_codes).fit(images)  # [B, H, W, 3] uint8
     codes = tok.encode(images)                                         # [B, H/8, W/8] int32
@@ -23,7 +21,8 @@ Both return an :class:`ImageTokenizer`::
     tok.save(path); load(path).fingerprint() == tok.fingerprint()
 
 Pixel units: images are uint8 in ``[0, 255]``; the models and :func:`reconstruction_error` work
-in ``[0, 1]`` (value / 255). jax and flax are imported only by the VQ-VAE.
+in ``[0, 1]`` (value / 255). jax and flax are imported only by the VQ-VAE's module, when a
+``"vqvae"`` tokenizer is trained or loaded.
 """
 
 from __future__ import annotations
@@ -34,14 +33,15 @@ import io
 import json
 import math
 import os
-import time
 
 import numpy as np
 
+from mmlaws.corpora.tokenizers.kmeans import minibatch_kmeans, nearest
 from mmlaws.data.vocab import VocabLayout
 
 REDUCTION = 8  # spatial reduction: one code per 8×8 pixel cell, as the paper's f8 tokenizer
 FORMAT = "mmlaws-image-tokenizer/1"
+KINDS = ("kmeans", "vqvae")  # the trainers of :func:`trainer`
 
 
 def check_images(images) -> np.ndarray:
@@ -55,6 +55,16 @@ def check_images(images) -> np.ndarray:
             f"got {images.shape[1]}×{images.shape[2]}"
         )
     return images
+
+
+def check_codes(codes, k: int) -> np.ndarray:
+    """``codes`` as an integer array ``[B, h, w]`` with values in ``[0, k)``, else ValueError."""
+    codes = np.asarray(codes)
+    if codes.ndim != 3 or not np.issubdtype(codes.dtype, np.integer):
+        raise ValueError(f"codes must be integer [B, h, w], got {codes.dtype} {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= k):
+        raise ValueError(f"codes must lie in [0, {k}), got [{codes.min()}, {codes.max()}]")
+    return codes
 
 
 def to_patches(images: np.ndarray) -> np.ndarray:
@@ -189,10 +199,15 @@ def load(path: str | os.PathLike) -> ImageTokenizer:
             arrays = {k[2:]: z[k] for k in z.files if k.startswith("a/")}
         if meta.get("format") != FORMAT:
             raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
-        cls = {"kmeans": PatchKMeansTokenizer, "vqvae": VQVAETokenizer}[meta["kind"]]
+        if meta["kind"] not in KINDS:
+            raise KeyError(meta["kind"])
     except (OSError, KeyError, ValueError) as err:
         raise ValueError(f"{path}: not a readable image tokenizer ({err})") from err
-    return cls.from_arrays(meta["config"], arrays)
+    if meta["kind"] == "kmeans":
+        return PatchKMeansTokenizer.from_arrays(meta["config"], arrays)
+    from mmlaws.corpora.tokenizers import vqvae  # jax and flax, only for this kind
+
+    return vqvae.VQVAETokenizer.from_arrays(meta["config"], arrays)
 
 
 # ------------------------------------------------------------------------------------------
@@ -215,10 +230,11 @@ class PatchKMeansTokenizer(ImageTokenizer):
 
     def encode(self, images) -> np.ndarray:
         p = to_patches(check_images(images))
-        return nearest(p.reshape(-1, p.shape[-1]), self.codebook, self._sq).reshape(p.shape[:3])
+        codes = nearest(p.reshape(-1, p.shape[-1]), self.codebook, self._sq)
+        return codes.reshape(p.shape[:3]).astype(np.int32)
 
     def decode(self, codes) -> np.ndarray:
-        codes = _check_codes(codes, self.codebook_size)
+        codes = check_codes(codes, self.codebook_size)
         return from_patches(self.codebook[codes])
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -227,44 +243,6 @@ class PatchKMeansTokenizer(ImageTokenizer):
     @classmethod
     def from_arrays(cls, config: dict, arrays: dict) -> PatchKMeansTokenizer:
         return cls(arrays["codebook"], config)
-
-
-def nearest(x: np.ndarray, centers: np.ndarray, center_sq=None, chunk: int = 8192) -> np.ndarray:
-    """Index of the nearest center (squared L2) of each row.
-
-    ``x [N, D]``, ``centers [K, D]`` (``center_sq [K]``: their squared norms) → int32 ``[N]``.
-    """
-    center_sq = np.sum(centers**2, axis=1) if center_sq is None else center_sq
-    out = np.empty(len(x), np.int32)
-    for i in range(0, len(x), chunk):
-        d = center_sq[None, :] - 2.0 * (x[i : i + chunk] @ centers.T)  # [n, K], minus |x|^2
-        out[i : i + chunk] = np.argmin(d, axis=1)
-    return out
-
-
-def _check_codes(codes, k: int) -> np.ndarray:
-    codes = np.asarray(codes)
-    if codes.ndim != 3 or not np.issubdtype(codes.dtype, np.integer):
-        raise ValueError(f"codes must be integer [B, h, w], got {codes.dtype} {codes.shape}")
-    if codes.size and (codes.min() < 0 or codes.max() >= k):
-        raise ValueError(f"codes must lie in [0, {k}), got [{codes.min()}, {codes.max()}]")
-    return codes
-
-
-def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): ``x [N, D]`` → ``k`` rows of ``x``."""
-    if len(x) <= k:  # fewer points than codes: every point, then jittered repeats
-        extra = x[rng.integers(0, len(x), k - len(x))]
-        return np.concatenate([x, extra + rng.normal(0, 1e-3, extra.shape).astype(x.dtype)])
-    centers = np.empty((k, x.shape[1]), x.dtype)
-    centers[0] = x[rng.integers(len(x))]
-    d2 = np.sum((x - centers[0]) ** 2, axis=1)
-    for i in range(1, k):
-        total = d2.sum()
-        j = rng.choice(len(x), p=d2 / total) if total > 0 else rng.integers(len(x))
-        centers[i] = x[j]
-        d2 = np.minimum(d2, np.sum((x - centers[i]) ** 2, axis=1))
-    return centers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,287 +266,22 @@ class KMeansTrainer:
     def fit(self, images) -> PatchKMeansTokenizer:
         """Learn the codebook from uint8 images ``[B, H, W, 3]``."""
         p = to_patches(check_images(images))
-        x = p.reshape(-1, p.shape[-1])
-        rng = np.random.default_rng(self.seed)
-        k = self.codebook_size
-        sample = x[rng.choice(len(x), min(len(x), max(self.init_sample, k)), replace=False)]
-        centers = kmeans_plus_plus(sample, k, rng).astype(np.float64)
-        counts = np.zeros(k)
-        for _ in range(self.steps):
-            batch = x[rng.integers(0, len(x), min(self.batch_size, len(x)))].astype(np.float64)
-            idx = nearest(batch, centers)
-            n = np.bincount(idx, minlength=k).astype(np.float64)
-            sums = np.zeros_like(centers)
-            np.add.at(sums, idx, batch)
-            counts += n
-            hit = n > 0  # c += (n / count) * (batch mean - c): Sculley's per-point rate, summed
-            centers[hit] += (sums[hit] - n[hit, None] * centers[hit]) / counts[hit, None]
+        x = p.reshape(-1, p.shape[-1])  # [patches, 192]
+        centers = minibatch_kmeans(
+            x, self.codebook_size, seed=self.seed, steps=self.steps,
+            batch_size=self.batch_size, init_sample=self.init_sample,
+        )  # fmt: skip
         config = dataclasses.asdict(self)
         config["trained_on_patches"] = int(len(x))
         return PatchKMeansTokenizer(centers.astype(np.float32), config)
 
 
-# ------------------------------------------------------------------------------------------
-# VQ-VAE (Flax)
-# ------------------------------------------------------------------------------------------
-
-
-def _vqvae_module(features: int, latent_dim: int, codebook_size: int):
-    """The Flax module: ``x [B, H, W, 3]`` in [0, 1] → ``(recon [B, H, W, 3], aux)``."""
-    import flax.linen as nn
-    import jax
-    import jax.numpy as jnp
-
-    class Encoder(nn.Module):
-        @nn.compact
-        def __call__(self, x):  # [B, H, W, 3] -> [B, H/8, W/8, latent_dim]
-            x = x - 0.5
-            for width in (features // 2, features, features):  # three stride-2 downsamplings
-                x = nn.relu(nn.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(x))
-            x = x + nn.Conv(features, (3, 3))(nn.relu(nn.Conv(features, (3, 3))(x)))
-            return nn.Conv(latent_dim, (1, 1))(x)
-
-    class Decoder(nn.Module):
-        @nn.compact
-        def __call__(self, z):  # [B, h, w, latent_dim] -> [B, 8h, 8w, 3]
-            x = nn.Conv(features, (3, 3))(z)
-            x = x + nn.Conv(features, (3, 3))(nn.relu(nn.Conv(features, (3, 3))(nn.relu(x))))
-            for width in (features, features // 2):
-                x = nn.relu(nn.ConvTranspose(width, (4, 4), strides=(2, 2))(nn.relu(x)))
-            return nn.ConvTranspose(3, (4, 4), strides=(2, 2))(x) + 0.5
-
-    class VQVAE(nn.Module):
-        def setup(self):
-            self.encoder, self.decoder = Encoder(), Decoder()
-            self.codebook = self.param(
-                "codebook",
-                nn.initializers.uniform(1.0 / codebook_size),
-                (codebook_size, latent_dim),
-            )  # [K, latent_dim]
-
-        def encode(self, x):  # -> z [B, h, w, latent_dim], codes [B, h, w]
-            z = self.encoder(x)
-            d = (
-                jnp.sum(z**2, -1, keepdims=True)
-                - 2.0 * z @ self.codebook.T
-                + jnp.sum(self.codebook**2, -1)
-            )  # [B, h, w, K]
-            return z, jnp.argmin(d, axis=-1).astype(jnp.int32)
-
-        def decode(self, codes):
-            return self.decoder(self.codebook[codes])
-
-        def __call__(self, x):
-            z, codes = self.encode(x)
-            zq = self.codebook[codes]
-            sg = jax.lax.stop_gradient
-            aux = {
-                "codebook": jnp.mean((sg(z) - zq) ** 2),
-                "commit": jnp.mean((z - sg(zq)) ** 2),
-                "codes": codes,
-                "z": z,
-            }
-            return self.decoder(z + sg(zq - z)), aux  # straight-through estimator
-
-    return VQVAE()
-
-
-def vqvae_loss(params, module, images, beta: float = 0.25):
-    """Loss of a batch: pixel MSE + codebook loss + ``beta`` × commitment loss.
-
-    ``images``: float32 ``[B, H, W, 3]`` in [0, 1]. Returns ``(loss, aux)`` with the parts
-    (``mse``, ``codebook``, ``commit``), the codes ``[B, h, w]`` and the latents ``z``.
-    """
-    import jax.numpy as jnp
-
-    recon, aux = module.apply({"params": params}, images)
-    aux = dict(aux, mse=jnp.mean((recon - images) ** 2))
-    return aux["mse"] + aux["codebook"] + beta * aux["commit"], aux
-
-
-def make_train_step(module, optimizer, beta: float = 0.25):
-    """A jitted ``step(params, opt_state, images) -> (params, opt_state, loss, aux)``.
-
-    ``loss`` is the loss before the update; ``aux`` holds :func:`vqvae_loss`'s parts and the
-    gradients' global norm (``grad_norm``).
-    """
-    import jax
-    import optax
-
-    @jax.jit
-    def step(params, opt_state, images):
-        (loss, aux), grads = jax.value_and_grad(vqvae_loss, has_aux=True)(
-            params, module, images, beta
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        aux = dict(aux, grad_norm=optax.tree.norm(grads))
-        return optax.apply_updates(params, updates), opt_state, loss, aux
-
-    return step
-
-
-class VQVAETokenizer(ImageTokenizer):
-    """A trained VQ-VAE: ``params`` (the Flax parameter tree) and its ``config``."""
-
-    kind = "vqvae"
-
-    def __init__(self, params, config: dict):
-        import jax
-
-        self.config = dict(config)
-        self.codebook_size = int(config["codebook_size"])
-        self.params = jax.tree_util.tree_map(np.asarray, params)
-        self.module = _vqvae_module(config["features"], config["latent_dim"], self.codebook_size)
-        m = self.module
-        self._encode = jax.jit(lambda p, x: m.apply({"params": p}, x, method=m.encode)[1])
-        self._decode = jax.jit(lambda p, c: m.apply({"params": p}, c, method=m.decode))
-
-    def encode(self, images, batch_size: int = 256) -> np.ndarray:
-        images = check_images(images)
-        out = [
-            np.asarray(self._encode(self.params, images[i : i + batch_size] / np.float32(255)))
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(out).astype(np.int32)
-
-    def decode(self, codes, batch_size: int = 256) -> np.ndarray:
-        codes = _check_codes(codes, self.codebook_size)
-        out = [
-            to_uint8(self._decode(self.params, codes[i : i + batch_size]))
-            for i in range(0, len(codes), batch_size)
-        ]
-        return np.concatenate(out)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        from flax import traverse_util
-
-        return traverse_util.flatten_dict(self.params, sep="/")
-
-    @classmethod
-    def from_arrays(cls, config: dict, arrays: dict) -> VQVAETokenizer:
-        from flax import traverse_util
-
-        return cls(traverse_util.unflatten_dict(arrays, sep="/"), config)
-
-
-def init_params(shapes, codebook_size: int, seed: int) -> dict:
-    """Seeded numpy initial values for a tree of ``jax.ShapeDtypeStruct`` (from ``eval_shape``).
-
-    Kernels ``[..., fan_in_channels, out]``: LeCun normal (std ``1/sqrt(fan_in)``, flax's
-    default); biases: zeros; the codebook: uniform in ``±1/K`` (re-seeded from encoder outputs
-    before training). Drawn in numpy because compiling jax's random initialisers takes tens of
-    seconds on a small CPU, far longer than the few milliseconds the draws need.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    rng = np.random.default_rng((seed, 7))
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if name.endswith("['codebook']"):
-            value = rng.uniform(-1.0 / codebook_size, 1.0 / codebook_size, leaf.shape)
-        elif name.endswith("['kernel']"):
-            value = rng.normal(0.0, 1.0 / math.sqrt(math.prod(leaf.shape[:-1])), leaf.shape)
-        else:
-            value = np.zeros(leaf.shape)
-        return jnp.asarray(value, leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
-@dataclasses.dataclass(frozen=True)
-class VQVAETrainer:
-    """Trains a small VQ-VAE (see the module docstring) with optax Adam.
-
-    Attributes:
-      codebook_size: number of codes K (``layout.image_codes``).
-      features: conv width; latent_dim: width of the code vectors.
-      steps, batch_size, learning_rate: Adam steps on random batches of the training images.
-      beta: weight of the commitment loss (0.25, as van den Oord et al.).
-      restart_every: every this many steps, codes unused since the last restart are re-seeded
-        from random encoder outputs of the current batch (0: never).
-      time_limit: stop early after this many seconds of training (None: run every step).
-      seed: seeds the initial parameters and the batch order.
-    """
-
-    codebook_size: int
-    features: int = 32
-    latent_dim: int = 32
-    steps: int = 1500
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    beta: float = 0.25
-    restart_every: int = 100
-    time_limit: float | None = None
-    seed: int = 0
-
-    def init(self, image_shape: tuple[int, int]):
-        """``(module, params)`` for images of ``image_shape`` (H, W)."""
-        import jax
-        import jax.numpy as jnp
-
-        module = _vqvae_module(self.features, self.latent_dim, self.codebook_size)
-        dummy = jnp.zeros((1, *image_shape, 3), jnp.float32)
-        shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), dummy)["params"]
-        return module, init_params(shapes, self.codebook_size, self.seed)
-
-    def fit(self, images) -> VQVAETokenizer:
-        """Train on uint8 images ``[B, H, W, 3]``; the returned config records the loss curve."""
-        import jax
-        import jax.numpy as jnp
-        import optax
-
-        images = check_images(images)
-        rng = np.random.default_rng(self.seed)
-        module, params = self.init(images.shape[1:3])
-        batch = lambda: images[rng.integers(0, len(images), self.batch_size)] / np.float32(255)
-        encode = jax.jit(lambda p, x: module.apply({"params": p}, x, method=module.encode)[0])
-        # Seed the codebook with encoder outputs so that every code starts in use.
-        z = np.asarray(encode(params, batch())).reshape(-1, self.latent_dim)
-        params = dict(params, codebook=jnp.asarray(z[rng.integers(0, len(z), self.codebook_size)]))
-        optimizer = optax.adam(self.learning_rate)
-        opt_state = optimizer.init(params)
-        step = make_train_step(module, optimizer, self.beta)
-        used = np.zeros(self.codebook_size, bool)
-        history, start, done = [], time.perf_counter(), 0
-        for done in range(1, self.steps + 1):
-            x = batch()
-            params, opt_state, loss, aux = step(params, opt_state, x)
-            used[np.asarray(aux["codes"]).ravel()] = True
-            if self.restart_every and done % self.restart_every == 0:
-                params = self._restart_dead(params, used, aux["z"], rng)
-                used[:] = False
-            if done % 50 == 0 or done == 1:
-                history.append([done, float(loss), float(aux["mse"])])
-            if self.time_limit is not None and time.perf_counter() - start > self.time_limit:
-                break
-        config = dataclasses.asdict(self)
-        config.update(
-            steps_run=done,
-            history=history,
-            train_images=len(images),
-            train_seconds=round(time.perf_counter() - start, 1),
-        )
-        return VQVAETokenizer(params, config)
-
-    def _restart_dead(self, params, used, z, rng):
-        import jax.numpy as jnp
-
-        dead = np.flatnonzero(~used)
-        if not len(dead):
-            return params
-        z = np.asarray(z).reshape(-1, self.latent_dim)
-        codebook = np.array(params["codebook"])
-        codebook[dead] = z[rng.integers(0, len(z), len(dead))]
-        return dict(params, codebook=jnp.asarray(codebook))
-
-
-TRAINERS = {"kmeans": KMeansTrainer, "vqvae": VQVAETrainer}
-
-
 def trainer(kind: str, codebook_size: int, **options):
-    """``KMeansTrainer`` (``"kmeans"``) or ``VQVAETrainer`` (``"vqvae"``) with these options."""
-    if kind not in TRAINERS:
-        raise ValueError(f"image tokenizer kind must be one of {sorted(TRAINERS)}, got {kind!r}")
-    return TRAINERS[kind](codebook_size=codebook_size, **options)
+    """``KMeansTrainer`` (``"kmeans"``) or ``vqvae.VQVAETrainer`` (``"vqvae"``) with ``options``."""
+    if kind not in KINDS:
+        raise ValueError(f"image tokenizer kind must be one of {list(KINDS)}, got {kind!r}")
+    if kind == "kmeans":
+        return KMeansTrainer(codebook_size=codebook_size, **options)
+    from mmlaws.corpora.tokenizers import vqvae
+
+    return vqvae.VQVAETrainer(codebook_size=codebook_size, **options)
