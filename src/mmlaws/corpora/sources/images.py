@@ -19,7 +19,7 @@ fixed order (random crops are seeded), so a builder's documents are reproducible
 
 Photos are cropped (random squares of side ``[min_side, shorter side]``); drawings are padded
 (the whole object stays in view). Resizing uses Pillow's Lanczos filter. :data:`SOURCES` holds
-the :class:`mmlaws.corpora.build.Source` of each, with its package and install command.
+the :class:`mmlaws.corpora.sources.Source` of each, with its package and install command.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ import functools
 import glob
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
 
-from mmlaws.corpora import build
+from mmlaws.corpora.sources import Source, file_probe, module_probe
 
 OPENCLIPART_ROOT = "/usr/share/openclipart/png"
 TUXPAINT_ROOT = "/usr/share/tuxpaint/stamps"
@@ -244,24 +244,15 @@ def emoji(size: int = 32, font: str = EMOJI_FONT, names: str = EMOJI_TEST) -> It
 # -- sources ------------------------------------------------------------------------------------
 
 
-def _module_probe(module: str, package: str) -> Callable[[], str | None]:
-    def probe():
-        import importlib.util
-
-        return None if importlib.util.find_spec(module) else f"Python module {module!r} missing"
-
-    return probe
-
-
-def _source(name, what, package, install, probe, read) -> build.Source:
-    return build.Source(name, what, package=package, install=install, probe=probe, read=read)
+def _source(name, what, package, install, probe, read) -> Source:
+    return Source(name, what, package=package, install=install, probe=probe, read=read)
 
 
 def image_sources(
     size: int = 32, seed: int = 0, crops_per_photo: tuple[int, int] = (500, 100)
-) -> list[build.Source]:
+) -> list[Source]:
     """The image sources at ``size`` px; ``read()`` yields :class:`Item`. Order: pip first."""
-    sk, ski = _module_probe("sklearn", SKLEARN), _module_probe("skimage", SKIMAGE)
+    sk, ski = module_probe("sklearn"), module_probe("skimage")
     apt = "apt-get install -y "
     return [
         _source("digits", "scikit-learn load_digits, 1,797 digits", SKLEARN, PIP_DATA, sk,
@@ -272,32 +263,32 @@ def image_sources(
                 SKIMAGE, PIP_DATA, ski,
                 functools.partial(skimage_photos, size, crops_per_photo[1], seed)),
         _source("openclipart", "Open Clip Art Library PNG drawings", "openclipart-png (Debian)",
-                apt + "openclipart-png", build.file_probe(OPENCLIPART_ROOT),
+                apt + "openclipart-png", file_probe(OPENCLIPART_ROOT),
                 functools.partial(openclipart, size)),
         _source("tuxpaint", "Tux Paint stamps", "tuxpaint-stamps-default (Debian)",
-                apt + "tuxpaint-stamps-default", build.file_probe(TUXPAINT_ROOT),
+                apt + "tuxpaint-stamps-default", file_probe(TUXPAINT_ROOT),
                 functools.partial(tuxpaint_stamps, size)),
         _source("emoji", "Noto Color Emoji glyphs", "fonts-noto-color-emoji, unicode-data "
                 "(Debian)", apt + "fonts-noto-color-emoji unicode-data",
-                build.file_probe(EMOJI_FONT, EMOJI_TEST), functools.partial(emoji, size)),
+                file_probe(EMOJI_FONT, EMOJI_TEST), functools.partial(emoji, size)),
     ]  # fmt: skip
 
 
-def image_text_sources(size: int = 32) -> list[build.Source]:
+def image_text_sources(size: int = 32) -> list[Source]:
     """The captioned image sources at ``size`` px; ``read()`` yields :class:`Item`."""
-    sk = _module_probe("sklearn", SKLEARN)
+    sk = module_probe("sklearn")
     apt = "apt-get install -y "
     return [
         _source("digits", "scikit-learn digits with 'the digit N'", SKLEARN, PIP_DATA, sk,
                 functools.partial(digits, size)),
         _source("tuxpaint", "Tux Paint stamps with their first caption line",
                 "tuxpaint-stamps-default (Debian)", apt + "tuxpaint-stamps-default",
-                build.file_probe(TUXPAINT_ROOT),
+                file_probe(TUXPAINT_ROOT),
                 functools.partial(tuxpaint_stamps, size, captioned_only=True)),
         _source("emoji", "Noto Color Emoji glyphs with their Unicode names",
                 "fonts-noto-color-emoji, unicode-data (Debian)",
                 apt + "fonts-noto-color-emoji unicode-data",
-                build.file_probe(EMOJI_FONT, EMOJI_TEST), functools.partial(emoji, size)),
+                file_probe(EMOJI_FONT, EMOJI_TEST), functools.partial(emoji, size)),
     ]  # fmt: skip
 
 

