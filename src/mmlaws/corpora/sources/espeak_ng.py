@@ -24,16 +24,8 @@ import numpy as np
 
 SAMPLE_RATE = 16_000  # Hz, the rate of every waveform the speech sources return
 ESPEAK_INSTALL = "pip install espeakng-loader==0.2.4  (or: apt-get install espeak-ng)"
-ACCENTS = (
-    "en-us",
-    "en",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-029",
-    "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd",
-    "en-us-nyc",
-)
+ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan",
+           "en-gb-x-gbcwmd", "en-us-nyc")  # fmt: skip
 VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m7", "+f1", "+f2", "+f3", "+f4")
 
 
@@ -151,16 +143,9 @@ class Espeak:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
+        c = ctypes  # espeak_Synth(text, size, position, position_type, end, flags, id, user_data)
+        lib.espeak_Synth.argtypes = [c.c_void_p, c.c_size_t, c.c_uint, c.c_int, c.c_uint,
+                                     c.c_uint, c.c_void_p, c.c_void_p]  # fmt: skip
         path = None if data_path is None else os.path.dirname(data_path).encode()
         self.native_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, path, _DONT_EXIT)
         if self.native_rate <= 0:

