@@ -16,21 +16,19 @@ import argparse
 import functools
 import sys
 
-from mmlaws.data import build
-from mmlaws.data.sources import image_build, images
+from mmlaws.corpora import build, images
+from mmlaws.corpora.sources import images as image_sources
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)
-    image_build.add_image_flags(parser)
-    parser.add_argument("--order", choices=image_build.ORDERS, default="text_first")
+    images.add_image_flags(parser)
+    parser.add_argument("--order", choices=images.ORDERS, default="text_first")
     parser.add_argument(
         "--bpe", default=None, help="a BPE file (default: the text builders' shared BPE)"
     )
     args, rest = parser.parse_known_args(sys.argv[1:])
     run = functools.partial(
-        image_build.build_image_text,
-        order=args.order,
+        images.build_image_text, image=images.image_options(args), order=args.order,
         bpe_path=args.bpe,
-        **image_build.image_flags(args),
-    )
-    build.main(run, images.image_text_sources(args.image_size), __doc__, rest)
+    )  # fmt: skip
+    build.main(run, image_sources.image_text_sources(args.image_size), __doc__, rest)

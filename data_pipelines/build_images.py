@@ -16,14 +16,12 @@ import argparse
 import functools
 import sys
 
-from mmlaws.data import build
-from mmlaws.data.sources import image_build, images
+from mmlaws.corpora import build, images
+from mmlaws.corpora.sources import images as image_sources
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)
-    image_build.add_image_flags(parser)
-    image_build.add_crop_flag(parser)
+    images.add_image_flags(parser, crops=True)
     args, rest = parser.parse_known_args(sys.argv[1:])
-    flags = image_build.image_flags(args)
-    run = functools.partial(image_build.build_images, crops_per_photo=args.crops_per_photo, **flags)
-    build.main(run, images.image_sources(args.image_size), __doc__, rest)
+    run = functools.partial(images.build_images, image=images.image_options(args))
+    build.main(run, image_sources.image_sources(args.image_size), __doc__, rest)

@@ -15,13 +15,15 @@ import argparse
 import functools
 import sys
 
-from mmlaws.data import build
-from mmlaws.data.sources import speech_build
+from mmlaws.corpora import build, speech
+from mmlaws.corpora.sources import speech as speech_sources
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--order", choices=speech_build.ORDERS, default="text_first")
+    parser.add_argument("--order", choices=speech.ORDERS, default="text_first")
     parser.add_argument("--dedup", action="store_true")
     args, rest = parser.parse_known_args(sys.argv[1:])
-    run = functools.partial(speech_build.build_speech_text, order=args.order, dedup=args.dedup)
-    build.main(run, speech_build.SOURCES, __doc__, rest)
+    run = functools.partial(
+        speech.build_speech_text, speech=speech.SpeechOptions(dedup=args.dedup), order=args.order
+    )
+    build.main(run, speech_sources.SOURCES, __doc__, rest)

@@ -2,7 +2,7 @@
 
 Reads every available image source once at ``--size`` px (tokens per image: ``(size/8)^2``
 codes + ``<image>`` + ``</image>``), splits each source's images by a seeded hash
-(:func:`mmlaws.data.build.is_validation`, ``--held_out_fraction``), fits both quantisers on up
+(:func:`mmlaws.corpora.build.is_validation`, ``--held_out_fraction``), fits both quantisers on up
 to ``--fit_images`` training images taken in turn from each source (the builders' rule), and
 measures MSE (pixels in [0, 1]) and PSNR on up to ``--held_out`` held-out images per source.
 Writes a JSON file and prints Markdown tables (``data_pipelines/README_images.md``).
@@ -16,16 +16,16 @@ import time
 
 import numpy as np
 
-from mmlaws.data import build, shards
-from mmlaws.data.sources import image_build
-from mmlaws.data.sources import images as si
-from mmlaws.data.tokenizers import vq
+from mmlaws.corpora import build, images, sources
+from mmlaws.corpora.sources import images as si
+from mmlaws.corpora.tokenizers import vq, vqvae
+from mmlaws.data import shards
 
 
 def read_all(size: int, seed: int, fraction: float, log=print):
     """Per available source: (train images, held-out images, captions) — uint8 arrays."""
     out = {}
-    for source in build.available(si.image_sources(size, seed), log=log):
+    for source in sources.available(si.image_sources(size, seed), log=log):
         start = time.perf_counter()
         train, held, captions = [], [], []
         for index, item in enumerate(source.read()):
@@ -58,7 +58,7 @@ def main():
     parser.add_argument("--vqvae_steps", type=int, default=1500)
     args = parser.parse_args()
     layout = shards.PRESETS[args.layout]
-    per_image = image_build.tokens_per_image(args.size)
+    per_image = images.tokens_per_image(args.size)
     data = read_all(args.size, args.seed, args.held_out_fraction)
 
     available = {}
@@ -70,7 +70,7 @@ def main():
     held = {name: h[: args.held_out] for name, (_, h, _) in data.items()}
     trainers = {
         "kmeans": vq.KMeansTrainer(layout.image_codes, seed=args.seed),
-        "vqvae": vq.VQVAETrainer(layout.image_codes, steps=args.vqvae_steps, seed=args.seed),
+        "vqvae": vqvae.VQVAETrainer(layout.image_codes, steps=args.vqvae_steps, seed=args.seed),
     }
     errors = {}
     for kind, trainer in trainers.items():

@@ -25,16 +25,16 @@ import time
 
 import numpy as np
 
+from mmlaws.corpora.sources import espeak_ng, speech
+from mmlaws.corpora.tokenizers.speech_units import SpeechUnitiser
 from mmlaws.data import shards
-from mmlaws.data.sources import speech, speech_build
-from mmlaws.data.tokenizers.speech_units import SpeechUnitiser
 
 
 def _espeak_figures(num: int, layout) -> tuple[dict, list, float]:
     passages = list(itertools.islice(speech.paragraphs(speech.stdlib_sentences()), num))
-    speech.espeak().synthesize("warm up", "en-us")
+    espeak_ng.espeak().synthesize("warm up", "en-us")
     start = time.perf_counter()
-    utts = list(itertools.islice(speech_build.espeak_utterances(passages), num))
+    utts = list(itertools.islice(speech.espeak_utterances(passages), num))
     synth_s = time.perf_counter() - start
     audio_s = sum(u.seconds for u in utts)
     words = sum(len(u.text.split()) for u in utts)
@@ -55,7 +55,7 @@ def _espeak_figures(num: int, layout) -> tuple[dict, list, float]:
 
 
 def _rates(pairs) -> dict:
-    seconds = sum(len(a) for a, _ in pairs) / speech.SAMPLE_RATE
+    seconds = sum(len(a) for a, _ in pairs) / espeak_ng.SAMPLE_RATE
     units = sum(len(u) for _, u in pairs)
     whole = sum(len(a) // 320 for a, _ in pairs) * 0.02  # seconds in whole 20 ms frames
     dedup = sum(int(np.sum(np.diff(u) != 0)) + (len(u) > 0) for _, u in pairs)
@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
     layout = shards.PRESETS[args.layout]
     out = {"layout": args.layout, "units_per_second": {}, "available": {}}
 
-    if speech.espeak_missing() is None:
+    if espeak_ng.espeak_missing() is None:
         figures, pairs, unitiser = _espeak_figures(args.passages, layout)
         out["espeak"] = figures
         out["units_per_second"]["espeak"] = _rates(pairs)
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
             "read_passages_s": round(time.perf_counter() - start, 1),
         }
     else:
-        out["espeak"] = speech.espeak_missing()
+        out["espeak"] = espeak_ng.espeak_missing()
 
     if speech.soundfile_missing() is None and os.path.isdir(speech.TUXPAINT_ROOT):
         import soundfile
@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
             "hours": round(seconds / 3600, 2),
             "speech_tokens": round(seconds * 50 + 2 * len(clips)),
         }
-        if clips and speech.espeak_missing() is None:
+        if clips and espeak_ng.espeak_missing() is None:
             step = max(1, len(clips) // args.clips)
             waves = [speech.read_audio(c.path) for c in clips[::step][: args.clips]]
             out["units_per_second"]["tuxpaint"] = _rates([(w, unitiser.encode(w)) for w in waves])

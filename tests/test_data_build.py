@@ -1,12 +1,13 @@
-"""Builder framework: cache and build key, token budget, split determinism, missing sources."""
+"""Builder framework: options, cache and build key, token budget, split, missing sources."""
 
 import json
 
 import numpy as np
 import pytest
 
-from mmlaws.data import TINY, build, shards
-from mmlaws.errors import DataError
+from mmlaws.corpora import build, sources
+from mmlaws.data import TINY, shards
+from mmlaws.errors import ConfigError, DataError
 
 T0 = TINY.text_start
 
@@ -18,19 +19,11 @@ def docs(n=40, start=0):
 
 def make(tmp_path, documents, *, budget=None, seed=0, config=None, force=False):
     key = build.build_key("toy", 1, config or {}, "tok-abc", TINY)
-    return build.build_dataset(
-        tmp_path,
-        "toy",
-        documents,
-        layout=TINY,
-        modalities=["text"],
-        key=key,
-        token_budget=budget,
-        seed=seed,
-        validation_fraction=0.25,
-        force=force,
+    options = build.BuildOptions(
+        tmp_path, TINY, token_budget=budget, seed=seed, validation_fraction=0.25, force=force,
         progress=False,
-    )
+    )  # fmt: skip
+    return build.build_dataset(options, "toy", documents, modalities=["text"], key=key)
 
 
 def test_a_second_build_with_the_same_key_reads_nothing(tmp_path):
@@ -96,69 +89,73 @@ def test_a_bad_token_names_shard_document_and_source(tmp_path):
 
 
 def test_a_missing_source_names_its_package_and_install_command():
-    present = build.Source("here", "always", "none", "nothing", probe=lambda: None)
-    optional = build.Source(
+    present = sources.Source("here", "always", "none", "nothing", probe=lambda: None)
+    optional = sources.Source(
         "bible-kjv",
         "King James Bible",
         "bible-kjv (Debian)",
         "apt-get install bible-kjv",
-        build.command_probe("no-such-cmd-x"),
+        sources.command_probe("no-such-cmd-x"),
     )
     required = dataclass_replace(optional, required=True)
     notices = []
-    assert build.available([present, optional], log=notices.append) == [present]
+    assert sources.available([present, optional], log=notices.append) == [present]
     assert "bible-kjv" in notices[0] and "apt-get install bible-kjv" in notices[0]
     with pytest.raises(
-        build.SourceMissing, match=r"'bible-kjv'.*no-such-cmd-x.*apt-get install bible-kjv"
+        sources.SourceMissing, match=r"'bible-kjv'.*no-such-cmd-x.*apt-get install bible-kjv"
     ):
-        build.available([present, required])
-    with pytest.raises(build.SourceMissing, match="no source is available.*apt-get install"):
-        build.available([optional], log=notices.append)
-    with pytest.raises(build.SourceMissing, match="unknown source"):
-        build.available([present], ["nope"])
-    assert issubclass(build.SourceMissing, DataError)
+        sources.available([present, required])
+    with pytest.raises(sources.SourceMissing, match="no source is available.*apt-get install"):
+        sources.available([optional], log=notices.append)
+    with pytest.raises(sources.SourceMissing, match="unknown source"):
+        sources.available([present], ["nope"])
+    assert issubclass(sources.SourceMissing, DataError)
 
 
 def test_an_empty_source_names_itself(tmp_path):
-    source = build.Source("empty", "an empty corpus", "pkg", "pip download pkg", lambda: None)
-    with pytest.raises(build.SourceMissing, match=r"'empty'.*no documents.*pip download pkg"):
-        make(tmp_path, {"a": docs(), "empty": build.nonempty(source, iter([]))})
+    source = sources.Source("empty", "an empty corpus", "pkg", "pip download pkg", lambda: None)
+    with pytest.raises(sources.SourceMissing, match=r"'empty'.*no documents.*pip download pkg"):
+        make(tmp_path, {"a": docs(), "empty": sources.nonempty(source, iter([]))})
     assert not (tmp_path / "toy").exists()
 
 
 def test_file_probe_and_summary(tmp_path):
-    assert build.file_probe(str(tmp_path / "*.txt"))() is not None
+    assert sources.file_probe(str(tmp_path / "*.txt"))() is not None
     (tmp_path / "x.txt").write_text("x")
-    assert build.file_probe(str(tmp_path / "*.txt"))() is None
+    assert sources.file_probe(str(tmp_path / "*.txt"))() is None
     stats = make(tmp_path, {"a": docs()})
     assert "a" in build.summary(stats) and "120 tokens" in build.summary(stats).replace(",", "")
 
 
-def test_main_parses_the_shared_flags(tmp_path):
-    seen = {}
+def test_main_parses_the_shared_flags_into_build_options(tmp_path):
+    seen = []
 
-    def fake_build(**kwargs):
-        seen.update(kwargs)
+    def fake_build(options):
+        seen.append(options)
         return make(tmp_path, {"a": docs()})
 
-    source = build.Source("a", "toy", "none", "nothing", lambda: None)
-    build.main(
-        fake_build,
-        [source],
-        "toy builder",
-        [
-            "--data_dir",
-            str(tmp_path),
-            "--layout",
-            "TINY",
-            "--token_budget",
-            "2e3",
-            "--sources",
-            "a,b",
-        ],
-    )
-    assert seen["layout"] == TINY and seen["token_budget"] == 2000
-    assert seen["sources"] == ["a", "b"] and seen["force"] is False
+    source = sources.Source("a", "toy", "none", "nothing", lambda: None)
+    flags = ["--data_dir", str(tmp_path), "--layout", "TINY", "--token_budget", "2e3"]
+    build.main(fake_build, [source], "toy builder", [*flags, "--sources", "a,b"])
+    build.main(fake_build, [source], "toy builder", [*flags, "--offline", "--force"])
+    assert seen[0] == build.BuildOptions(str(tmp_path), TINY, token_budget=2000, sources=("a", "b"))
+    assert seen[1].offline is True and seen[1].force is True and seen[1].sources is None
+    assert seen[0].offline is False and seen[0].seed == 0 and seen[0].validation_fraction == 0.01
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"token_budget": 0}, "token_budget=0"),
+        ({"validation_fraction": 1.0}, "validation_fraction=1.0"),
+        ({"sources": "a,b"}, "list of names"),
+        ({"layout": "TINY"}, "VocabLayout"),
+    ],
+)
+def test_build_options_name_the_bad_field(tmp_path, bad, match):
+    with pytest.raises(ConfigError, match=match):
+        build.BuildOptions(**{"data_dir": tmp_path, "layout": TINY, **bad})
+    assert build.BuildOptions(tmp_path, TINY, sources=["a"]).sources == ("a",)  # hashable
 
 
 def dataclass_replace(obj, **changes):

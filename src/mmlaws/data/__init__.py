@@ -1,12 +1,12 @@
-"""Mixed-modal data: the unified vocabulary layout, tokenized shards, packing, exact mixtures.
+"""Mixed-modal data while training: the vocabulary layout, shards, packing, exact mixtures.
 
 Importing this package stays light: numpy only, never TensorFlow or seqio. grain is imported
 only when :func:`mixture` or :func:`mixture_dataset` (from :mod:`mmlaws.data.grain_loader`) is
-first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``;
-``build`` (the builder framework behind ``data_pipelines/build_*.py``), ``tokenizers`` (``bpe``,
-``vq``, ``speech_units``) and ``sources`` (the local raw sources of the seven modalities).
+first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``.
 ``seqio_tasks`` registers SeqIO Tasks and Mixtures over the same shards; it needs TensorFlow
-(the ``seqio`` extra) and is imported only explicitly.
+(the ``seqio`` extra) and is imported only explicitly. The datasets themselves are built before
+training by :mod:`mmlaws.corpora` (sources, tokenizers, builders), which writes the shards read
+here.
 """
 
 import importlib

@@ -10,25 +10,25 @@ model and budget (``code+text_m96_D300k``, and ``_b16`` for a batch-scan run).
 from __future__ import annotations
 
 import importlib
-import inspect
 import itertools
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 
+from mmlaws.corpora.build import BuildOptions
 from mmlaws.data import shards
 from mmlaws.errors import ConfigError
 
-# dataset name -> "module:function" of its builder (each takes data_dir, layout, token_budget, seed)
+# dataset name -> "module:function" of its builder; each takes one corpora.build.BuildOptions
 BUILDERS = {
-    "text": "mmlaws.data.sources.text:build_text",
-    "code": "mmlaws.data.sources.text:build_code",
-    "molecules": "mmlaws.data.sources.text:build_molecules",
-    "images": "mmlaws.data.sources.image_build:build_images",
-    "image_text": "mmlaws.data.sources.image_build:build_image_text",
-    "speech": "mmlaws.data.sources.speech_build:build_speech",
-    "speech_text": "mmlaws.data.sources.speech_build:build_speech_text",
+    "text": "mmlaws.corpora.text:build_text",
+    "code": "mmlaws.corpora.text:build_code",
+    "molecules": "mmlaws.corpora.text:build_molecules",
+    "images": "mmlaws.corpora.images:build_images",
+    "image_text": "mmlaws.corpora.images:build_image_text",
+    "speech": "mmlaws.corpora.speech:build_speech",
+    "speech_text": "mmlaws.corpora.speech:build_speech_text",
 }
 MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "d_ff", "dropout",
               "init_std", "remat", "dtype", "peak_lr")
@@ -43,17 +43,14 @@ def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_bud
         raise ConfigError(f"datasets {unknown}: no builder; known: {sorted(BUILDERS)}")
     if layout.upper() not in shards.PRESETS:
         raise ConfigError(f"layout={layout!r}: expected one of {sorted(shards.PRESETS)}")
+    options = BuildOptions(data_dir, shards.PRESETS[layout.upper()], token_budget=int(token_budget),
+                           seed=seed, offline=offline)
     out = {}
     for name in datasets:
         module, fn = BUILDERS[name].split(":")
         build = getattr(importlib.import_module(module), fn)
         print(f"mmlaws study: dataset {name} in {data_dir}/{name}", flush=True)
-        extra = {"offline": True} if offline else {}
-        if offline and "offline" not in inspect.signature(build).parameters:
-            extra = {}
-        stats = build(data_dir=data_dir, layout=shards.PRESETS[layout.upper()],
-                      token_budget=int(token_budget), seed=seed, **extra)
-        out[name] = stats
+        out[name] = build(options)
     return out
 
 

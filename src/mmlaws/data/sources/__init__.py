@@ -1,4 +1,8 @@
-"""Readers of raw local sources for the ``data_pipelines`` builders, one module per modality.
+"""Deprecated: moved to :mod:`mmlaws.corpora.sources`; this path goes away in the next release.
 
-Import the submodule you need; this package imports nothing.
+Each of its old modules forwards to the new one, with a :class:`DeprecationWarning`.
 """
+
+from mmlaws.data._moved import moved
+
+moved(__name__, "mmlaws.corpora.sources")

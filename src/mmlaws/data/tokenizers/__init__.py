@@ -1,13 +1,8 @@
-"""Tokenizers: one per modality, each mapping into its range of the vocabulary layout.
+"""Deprecated: moved to :mod:`mmlaws.corpora.tokenizers`; this path goes away in the next release.
 
-- :mod:`~mmlaws.data.tokenizers.bpe`: byte-level BPE for text, code and molecules (SMILES),
-  with digit splitting, trained on the local corpora; ids in the layout's text range.
-- :mod:`~mmlaws.data.tokenizers.vq`: image vector quantisers (spatial reduction 8); codes in
-  the image range, each image wrapped in ``<image>`` … ``</image>``.
-- :mod:`~mmlaws.data.tokenizers.speech_units`: HuBERT-style speech units (16 kHz audio →
-  frame features at 50 Hz → k-means units); units in the speech range.
-
-Each tokenizer saves to and loads from one file next to the data, and has a ``fingerprint``
-that goes into the builders' cache keys (:func:`mmlaws.data.build.build_key`). Import the
-submodule you need; this package imports none of them.
+Each of its old modules forwards to the new one, with a :class:`DeprecationWarning`.
 """
+
+from mmlaws.data._moved import moved
+
+moved(__name__, "mmlaws.corpora.tokenizers")
