@@ -16,7 +16,13 @@ import numpy as np
 
 from mmlaws.analysis._common import Correlation, as_records, correlate, pair_key
 from mmlaws.laws.records import RunRecord, RunTable
-from mmlaws.laws.spikes import SpikeDetector, running_median_spikes
+from mmlaws.laws.spikes import (
+    SPIKE_FACTOR,
+    SPIKE_MIN_HISTORY,
+    SPIKE_WINDOW,
+    SpikeDetector,
+    running_median_spikes,
+)
 
 __all__ = ["SpikeDetector", "running_median_spikes", "spike_correlation", "spike_counts"]
 
@@ -25,9 +31,9 @@ def spike_counts(
     runs: RunTable | Sequence[RunRecord] | RunRecord,
     *,
     source: str = "events",
-    factor: float = 5.0,
-    window: int = 100,
-    min_history: int = 10,
+    factor: float = SPIKE_FACTOR,
+    window: int = SPIKE_WINDOW,
+    min_history: int = SPIKE_MIN_HISTORY,
 ) -> dict[str, int]:
     """Number of gradient-norm spikes per run.
 

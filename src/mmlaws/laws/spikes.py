@@ -12,6 +12,11 @@ import collections
 
 import numpy as np
 
+# The defaults of training and of the analysis: k in ``norm > k × median``, the history length
+# in steps, and the norms needed before any spike is called.
+SPIKE_FACTOR = 5.0
+SPIKE_WINDOW = 100
+SPIKE_MIN_HISTORY = 10
 
 class SpikeDetector:
     """Flags a gradient norm above ``factor`` × the median of the last ``window`` norms.
@@ -25,7 +30,8 @@ class SpikeDetector:
     [None, None, None, 1.0, None]
     """
 
-    def __init__(self, factor: float = 5.0, window: int = 100, min_history: int = 10):
+    def __init__(self, factor: float = SPIKE_FACTOR, window: int = SPIKE_WINDOW,
+                 min_history: int = SPIKE_MIN_HISTORY):
         if factor <= 0 or window < 1 or min_history < 1:
             raise ValueError("need factor > 0, window >= 1 and min_history >= 1")
         self.factor, self.min_history = factor, min_history
@@ -44,7 +50,8 @@ class SpikeDetector:
 
 
 def running_median_spikes(
-    grad_norm, *, factor: float = 5.0, window: int = 100, min_history: int = 10
+    grad_norm, *, factor: float = SPIKE_FACTOR, window: int = SPIKE_WINDOW,
+    min_history: int = SPIKE_MIN_HISTORY,
 ) -> np.ndarray:
     """[T] bool: which norms are spikes under the running-median rule (:class:`SpikeDetector`).
 

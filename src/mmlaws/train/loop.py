@@ -96,7 +96,7 @@ class HostState:
 
 
 def start_run(plan: Plan, data: Batches, eval_data: Batches | None = None, *,
-              spike_factor: float = 5.0, process_local: bool = False) -> Run:
+              spike_factor: float, process_local: bool = False) -> Run:
     """Build the run's optimizer and state layout (once), jit its steps, allocate its sharded
     state (from the seed's first key; the second drives dropout) and its host state."""
     settings = plan.settings

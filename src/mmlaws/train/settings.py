@@ -25,6 +25,7 @@ from jax.sharding import Mesh
 
 from mmlaws.data.vocab import VocabLayout, resolve_layout
 from mmlaws.errors import ConfigError
+from mmlaws.laws.spikes import SPIKE_FACTOR
 from mmlaws.model import PRESETS, ModelConfig, make_mesh
 from mmlaws.train.optimizer import WARMUP_STEPS, Recipe, peak_learning_rate
 from mmlaws.train.restart import RestartPolicy
@@ -83,7 +84,7 @@ class LoopSettings:
     keep_checkpoints: int = 3
     eval_every: int = 0
     eval_batches: int = 2
-    spike_factor: float = 5.0
+    spike_factor: float = SPIKE_FACTOR
     use_wandb: bool = True
     progress: bool = True
 
