@@ -29,7 +29,7 @@ from mmlaws.data.vocab import TINY
 from mmlaws.model import PRESETS, make_mesh, use_mesh
 from mmlaws.train.distributed import place_batch
 from mmlaws.train.optimizer import Recipe
-from mmlaws.train.state import init_state
+from mmlaws.train.state import state_setup
 from mmlaws.train.step import jit_steps
 
 
@@ -45,8 +45,9 @@ def batch_arrays(batch: int, context: int, vocab: int, seed: int = 0) -> dict[st
 
 def jax_runner(config, recipe, arrays, rng_impl: str):
     mesh = make_mesh({"data": 1}, devices=jax.devices()[:1])
-    train, _ = jit_steps(config, recipe, mesh, vocab=TINY, num_datasets=1)
-    state = [init_state(config, recipe, jax.random.key(0), mesh)]
+    setup = state_setup(config, recipe, mesh)
+    train, _ = jit_steps(setup, vocab=TINY, num_datasets=1)
+    state = [setup.init(jax.random.key(0))]
     batch = place_batch(arrays, mesh)
     rng = jax.random.key(1, impl=rng_impl)
 

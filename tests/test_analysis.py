@@ -265,8 +265,10 @@ def test_spike_counts_from_events_and_from_grad_norm(tmp_path):
 
 
 def test_running_median_rule_matches_the_training_detector():
-    from mmlaws.train.metrics import SpikeDetector
+    from mmlaws.analysis import spikes
+    from mmlaws.laws.spikes import SpikeDetector
 
+    assert spikes.SpikeDetector is SpikeDetector  # one rule, in laws, that training uses
     rng = np.random.default_rng(0)
     g = np.exp(rng.normal(size=300))
     g[rng.choice(300, 20, replace=False)] *= 30

@@ -4,6 +4,8 @@ import jax
 import pytest
 
 from mmlaws import model as M
+from mmlaws.data.vocab import PAPER
+from mmlaws.train.settings import RunSettings, plan_run
 
 # Table 2 names vs total counts at the paper's vocabulary (2**16, §4.2). 8M is +18% there:
 # its 8.4M-entry embedding dominates (see mmlaws.model.presets); every other row is within 10%.
@@ -34,6 +36,16 @@ def test_paper_presets_match_their_names(row):
     assert abs(total / row.nominal_params - 1) <= TOLERANCE.get(row.name, 0.15), total
     at_opt_vocab = M.total_params(M.paper_config(row, vocab_size=OPT_VOCAB))
     assert abs(at_opt_vocab / row.nominal_params - 1) <= 0.07, at_opt_vocab
+
+
+def test_the_paper_layout_is_the_presets_vocabulary():
+    # One vocabulary: the data's PAPER layout is 2**16 ids in all, and training on it (the
+    # layout's size replaces the preset's) leaves every Table 2 row, and its count, as it is.
+    assert PAPER.size == PAPER.used_size == M.PAPER_VOCAB_SIZE == 2**16
+    for row in M.TABLE_2:
+        plan = plan_run(RunSettings(total_steps=1, model=row.name, vocab="paper"), ["text"])
+        assert plan.config == M.PRESETS[row.name]
+        assert M.total_params(plan.config) == M.total_params(M.paper_config(row))
 
 
 def test_known_counts_by_hand():

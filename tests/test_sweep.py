@@ -84,8 +84,8 @@ def test_bad_settings_are_named(tmp_path):
 @pytest.mark.slow
 def test_local_sweep_runs_then_skips_finished_runs(tmp_path):
     grid = {"STEPS": [3, 4]}
-    extra = ["WANDB=False", "loop.train.checkpoint_every=2", "loop.train.eval_every=0",
-             "loop.train.progress=False"]
+    extra = ["WANDB=False", "settings.LoopSettings.checkpoint_every=2",
+             "settings.LoopSettings.eval_every=0", "settings.LoopSettings.progress=False"]
     rows = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra_params=extra,
                      parallel=2)
     assert [r["status"] for r in rows] == ["finished", "finished"]

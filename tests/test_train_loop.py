@@ -9,9 +9,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mmlaws.data.batch import FIELDS
+from mmlaws.errors import ConfigError
 from mmlaws.laws import read_runs
 from mmlaws.laws.records import read_run
-from mmlaws.train import NonFiniteLossError, RestartPolicy, SyntheticBatches, train
+from mmlaws.train import (
+    LoopSettings,
+    NonFiniteLossError,
+    RestartPolicy,
+    RunSettings,
+    SyntheticBatches,
+    train,
+)
 from mmlaws.train.checkpoint import Checkpointer
 
 TINIER = {"num_layers": 1, "d_model": 32, "num_heads": 2, "d_head": 16}
@@ -22,26 +31,34 @@ class Altered(SyntheticBatches):
     """Synthetic batches with ``alter(batch, index)`` applied (a forced plateau, NaNs …)."""
 
     def __init__(self, alter, **kw):
-        super().__init__(DATASETS, "tiny", batch_size=8, seq_len=16, **kw)
+        super().__init__(DATASETS, "tiny", batch_size=8, sequence_length=16, **kw)
         self.alter = alter
 
-    def batch(self, index):
-        return self.alter(super().batch(index), index)
+    def __next__(self):
+        index = self.get_state()["rows"] // self.batch_size
+        return self.alter(super().__next__(), index)
 
 
-def _train(tmp_path, data, **kw):
-    args = dict(output_dir=str(tmp_path / "run"), data=data, total_steps=12, model="tiny",
-                model_overrides=TINIER, peak_lr=1e-2, warmup_steps=2, mesh_shape={"fsdp": 2,
-                "data": -1}, checkpoint_every=3, use_wandb=False, progress=False,
-                eval_data=SyntheticBatches(DATASETS, "tiny", batch_size=8, seq_len=16, seed=9),
-                eval_every=6, eval_batches=1)
-    return train(**{**args, **kw})
+def _tokens(batches):
+    """Non-padding tokens of the first ``batches`` training batches."""
+    data = SyntheticBatches(DATASETS, "tiny", batch_size=8, sequence_length=16)
+    return [int((next(data)["dataset_ids"] >= 0).sum()) for _ in range(batches)]
+
+
+def _train(tmp_path, data, *, restart, eval_every=6):
+    run = RunSettings(total_steps=12, model="tiny", model_overrides=TINIER, peak_lr=1e-2,
+                      warmup_steps=2, mesh_shape={"fsdp": 2, "data": -1}, restart=restart)
+    loop = LoopSettings(checkpoint_every=3, use_wandb=False, progress=False,
+                        eval_every=eval_every, eval_batches=1)
+    eval_data = SyntheticBatches(DATASETS, "tiny", batch_size=8, sequence_length=16, seed=9)
+    return train(output_dir=str(tmp_path / "run"), data=data, eval_data=eval_data, run=run,
+                 loop=loop)
 
 
 def test_restart_policy_on_a_forced_plateau(tmp_path):
     # Zero loss weights: the loss is 0 at every step and never decreases.
     flat = lambda b, i: dict(b, weights=np.zeros_like(b["weights"]))
-    window = 3 * 8 * 16  # three steps of tokens
+    window = sum(_tokens(4)[1:])  # the tokens of steps 2-4: reached at step 4
     _train(tmp_path, Altered(flat), restart=RestartPolicy(window_tokens=window))
     rec = read_run(tmp_path / "run" / "run.jsonl")
     restarts = [e for e in rec.events if e["type"] == "restart"]
@@ -105,7 +122,18 @@ def test_run_log_lines_follow_the_schema(tmp_path):
     step = next(x for x in lines if x["kind"] == "step")
     assert set(step["loss_per_dataset"]) == {"prose", "voice"}
     assert {"special", "text", "speech"} <= set(step["loss_per_modality"])
-    assert step["tokens"] == sum(step["tokens_per_dataset"].values()) == 8 * 16
+    assert step["tokens"] == sum(step["tokens_per_dataset"].values()) == _tokens(1)[0]
     for key in ("grad_norm", "lr", "tokens_per_s", "mfu"):
         assert key in step
     assert kinds.count("eval") == 1  # step 9; the final evaluation is the "final" line
+
+
+def test_a_source_without_the_batch_contract_is_named(tmp_path):
+    class Bare:
+        shares = {"prose": 1.0}
+
+        def __next__(self):
+            return dict.fromkeys(FIELDS)
+
+    with pytest.raises(ConfigError, match=r"data: Bare is not a batch source.*get_state"):
+        _train(tmp_path, Bare(), restart=RestartPolicy())

@@ -14,8 +14,8 @@ STEPS = 50
 
 def _command(out_dir):
     params = [f"OUTPUT_DIR='{out_dir}'", f"STEPS={STEPS}", "WANDB=False",
-              "MESH={'fsdp': 2, 'data': -1}", "loop.train.checkpoint_every=5",
-              "loop.train.progress=False"]
+              "MESH={'fsdp': 2, 'data': -1}", "settings.LoopSettings.checkpoint_every=5",
+              "settings.LoopSettings.progress=False"]
     return [sys.executable, "-m", "mmlaws.main", "--gin_file=configs/train/tiny.gin",
             *[f"--gin_param={p}" for p in params]]
 

@@ -5,13 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mmlaws.data.batch import MODALITIES
+from mmlaws.data.synthetic import SyntheticBatches
 from mmlaws.data.vocab import TINY
+from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import PRESETS, init_params, make_mesh, use_mesh
 from mmlaws.train import metrics
 from mmlaws.train.optimizer import Recipe
-from mmlaws.train.state import init_state
-from mmlaws.train.step import MODALITIES, accumulate_gradients, jit_steps, loss_sums, token_xent
-from mmlaws.train.synthetic import SyntheticBatches
+from mmlaws.train.state import state_setup
+from mmlaws.train.step import accumulate_gradients, jit_steps, loss_sums, token_xent
 
 CONFIG = PRESETS["tiny"].replace(vocab_size=TINY.size, num_layers=1, d_model=32, num_heads=2,
                                  d_head=16, dropout=0.0)
@@ -20,7 +22,7 @@ DATASETS = {"prose": ("text", 0.5), "photos": ("image", 0.25), "voice": ("speech
 
 @pytest.fixture(scope="module")
 def batch():
-    b = SyntheticBatches(DATASETS, TINY, batch_size=8, seq_len=24, seed=3).batch(0)
+    b = next(SyntheticBatches(DATASETS, TINY, batch_size=8, sequence_length=24, seed=3))
     b["weights"][1, -5:] = 0.0  # a padded tail: no weight, no segment, no dataset
     b["segment_ids"][1, -5:] = 0
     b["dataset_ids"][1, -5:] = -1
@@ -70,14 +72,15 @@ def test_sharded_step_trains_and_skips_non_finite_updates(params, batch):
     unsharded_loss = (batch["weights"] * xent).sum() / batch["weights"].sum()
     mesh = make_mesh({"fsdp": 2, "tensor": 2, "data": -1})
     recipe = Recipe(1e-2, 50, warmup_steps=2)
-    state = init_state(CONFIG, recipe, jax.random.key(0), mesh)
-    train, _ = jit_steps(CONFIG, recipe, mesh, vocab=TINY,
-                         num_datasets=3, micro_batches=2)
+    setup = state_setup(CONFIG, recipe, mesh)
+    state = setup.init(jax.random.key(0))
+    train, _ = jit_steps(setup, vocab=TINY, num_datasets=3, micro_batches=2)
     with use_mesh(mesh):
         state, m = train(state, batch, jax.random.key(1))
         assert bool(m["finite"]) and int(state.step) == 1
         assert float(m["loss"]) == pytest.approx(unsharded_loss, rel=1e-5)  # same init, same loss
-        assert m["dataset_tokens"].tolist() == [4 * 24 - 5, 2 * 24, 2 * 24]
+        assert m["dataset_tokens"].tolist() == [(batch["dataset_ids"] == k).sum()
+                                                for k in range(3)]
         assert float(m["lr"]) == pytest.approx(1e-2 / 2)
         before = jax.device_get(state)
         bad = dict(batch, weights=np.where(batch["weights"] > 0, np.nan, 0).astype(np.float32))
@@ -91,7 +94,7 @@ def test_sharded_step_trains_and_skips_non_finite_updates(params, batch):
 
 
 def test_spike_detector_flags_norms_above_k_times_the_median():
-    spikes = metrics.SpikeDetector(factor=3.0, window=50, min_history=5)
+    spikes = SpikeDetector(factor=3.0, window=50, min_history=5)
     norms = [1.0, 1.1, 0.9, 1.0, 1.2, 5.0, 1.0, 2.9, 3.5]
     flagged = [spikes.update(n) is not None for n in norms]
     assert flagged == [False] * 5 + [True, False, False, True]

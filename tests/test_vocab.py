@@ -7,15 +7,26 @@ import numpy as np
 import pytest
 
 from mmlaws.data import PAPER, SMALL, SPECIAL_TOKENS, TINY, Modality, VocabLayout, vocab
+from mmlaws.errors import ConfigError
 
 PRESETS = {"PAPER": PAPER, "SMALL": SMALL, "TINY": TINY}
 ORDER = (Modality.SPECIAL, Modality.TEXT, Modality.IMAGE, Modality.SPEECH, Modality.UNUSED)
 
 
 def test_paper_preset_matches_section_4_2():
-    assert (PAPER.text_size, PAPER.image_codes, PAPER.speech_units) == (65536, 8192, 2000)
-    assert PAPER.used_size == len(SPECIAL_TOKENS) + 16 + 65536 + 8192 + 2000 == 75751
-    assert PAPER.size == 75776
+    # §4.2: one vocabulary of 2^16 in all, image codes and speech units inside it.
+    assert (PAPER.image_codes, PAPER.speech_units) == (8192, 2000)
+    assert PAPER.text_size == 2**16 - 8192 - 2000 - len(SPECIAL_TOKENS) - 16 == 55321
+    assert PAPER.used_size == PAPER.size == 2**16
+
+
+def test_layouts_by_name_in_any_case():
+    assert vocab.resolve_layout("paper") is vocab.resolve_layout("PAPER") is PAPER
+    assert vocab.resolve_layout("Micro") is vocab.MICRO and vocab.resolve_layout(TINY) is TINY
+    assert {vocab.layout_name(layout) for layout in vocab.LAYOUTS.values()} == set(vocab.LAYOUTS)
+    assert vocab.layout_name(VocabLayout(text_size=5, image_codes=5, speech_units=5)) is None
+    with pytest.raises(ConfigError, match=r"one of \['micro', 'paper', 'small', 'tiny'\].*huge"):
+        vocab.resolve_layout("huge")
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -4,68 +4,36 @@ A spike is either an ``event`` line of type ``"grad_spike"`` written during trai
 recomputed from the step lines' ``grad_norm`` with the running-median rule: step t is a spike
 when at least ``min_history`` earlier norms have been seen and ``grad_norm[t] > factor ×
 median(last `window` norms before t)``; every norm (spikes included) joins the history. This is
-the rule training applies when it writes ``grad_spike`` events.
+the rule training applies when it writes ``grad_spike`` events (one rule,
+:mod:`mmlaws.laws.spikes`).
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from mmlaws.analysis._common import Correlation, as_records, correlate, pair_key
 from mmlaws.laws.records import RunRecord, RunTable
+from mmlaws.laws.spikes import (
+    SPIKE_FACTOR,
+    SPIKE_MIN_HISTORY,
+    SPIKE_WINDOW,
+    SpikeDetector,
+    running_median_spikes,
+)
 
-
-class SpikeDetector:
-    """Flags a gradient norm above ``factor`` × the median of the last ``window`` norms.
-
-    No spike is called before ``min_history`` norms have been seen; spikes do join the
-    history (a run of spikes raises the median, as a new regime should). Training feeds it one
-    norm per step and logs a ``grad_spike`` event for each flag.
-    """
-
-    def __init__(self, factor: float = 5.0, window: int = 100, min_history: int = 10):
-        if factor <= 0 or window < 1 or min_history < 1:
-            raise ValueError("need factor > 0, window >= 1 and min_history >= 1")
-        self.factor, self.min_history = factor, min_history
-        self.history: collections.deque = collections.deque(maxlen=window)
-        self.count = 0
-
-    def update(self, grad_norm: float) -> float | None:
-        """Record a norm; returns the median it was compared with when it is a spike."""
-        median = float(np.median(self.history)) if self.history else 0.0
-        spike = len(self.history) >= self.min_history and grad_norm > self.factor * median
-        self.history.append(grad_norm)
-        if spike:
-            self.count += 1
-            return median
-        return None
-
-
-def running_median_spikes(
-    grad_norm, *, factor: float = 5.0, window: int = 100, min_history: int = 10
-) -> np.ndarray:
-    """[T] bool: which norms are spikes under the running-median rule (:class:`SpikeDetector`).
-
-    Args:
-      grad_norm: [T] global gradient norms in logged order (before clipping).
-      factor: k in ``norm > k × median``; window: history length in logged steps;
-      min_history: norms needed before any spike is called.
-    """
-    det = SpikeDetector(factor, window, min_history)
-    return np.array([det.update(g) is not None for g in np.asarray(grad_norm, np.float64)],
-                    dtype=bool)
+__all__ = ["SpikeDetector", "running_median_spikes", "spike_correlation", "spike_counts"]
 
 
 def spike_counts(
     runs: RunTable | Sequence[RunRecord] | RunRecord,
     *,
     source: str = "events",
-    factor: float = 5.0,
-    window: int = 100,
-    min_history: int = 10,
+    factor: float = SPIKE_FACTOR,
+    window: int = SPIKE_WINDOW,
+    min_history: int = SPIKE_MIN_HISTORY,
 ) -> dict[str, int]:
     """Number of gradient-norm spikes per run.
 

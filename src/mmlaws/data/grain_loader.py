@@ -9,10 +9,8 @@ document order and spans as they were. Then, as
 ``grain.IterDataset``\\s: :class:`~mmlaws.data.packing.Packer` per dataset,
 :class:`~mmlaws.data.mixing.Mixer` across them, and ``batch``.
 
-A batch is a dict of numpy arrays ``[batch_size, sequence_length]``: ``inputs``, ``targets``,
-``segment_ids`` (0 = padding, 1… per document in the row), ``positions`` (from 0 per
-document), ``dataset_ids`` (index into ``list(shares)``, -1 on padding), all int32, and
-``weights`` float32 (0 on padding and where CM3 gives no loss).
+A batch is a dict of numpy arrays ``[batch_size, sequence_length]`` as
+:mod:`mmlaws.data.batch` defines it; the iterator is a :class:`~mmlaws.data.batch.Batches`.
 
 The iterator's ``get_state()`` is a JSON-able dict; ``set_state`` on a fresh iterator of the
 same mixture resumes exactly (grain's orbax ``PyGrainCheckpointHandler`` saves it too)::
@@ -38,6 +36,7 @@ from collections.abc import Mapping
 import grain
 import numpy as np
 
+from mmlaws.data import batch as batch_lib
 from mmlaws.data import mixing, packing, shards
 from mmlaws.errors import ConfigError, DataError
 
@@ -186,19 +185,9 @@ def mixture_dataset(
         rows.append(PackIterDataset(examples.to_iter_dataset(read), sequence_length,
                                     pad_id=source.layout.pad_id))
     mixed = MixIterDataset(rows, counts, seed=seed)
-    stack = functools.partial(stack_rows, batch_size=batch_size, pad_id=sources[0].layout.pad_id)
+    stack = functools.partial(batch_lib.stack_rows, batch_size=batch_size,
+                              pad_id=sources[0].layout.pad_id)
     return mixed.batch(batch_size, batch_fn=stack)
-
-
-def stack_rows(rows, *, batch_size: int, pad_id: int) -> dict:
-    """Stack rows into a batch; a short last batch is filled with rows of padding only."""
-    batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-    missing = batch_size - len(rows)
-    if missing:
-        fill = {"inputs": pad_id, "targets": pad_id, "dataset_ids": -1}
-        batch = {k: np.concatenate([v, np.full((missing, *v.shape[1:]), fill.get(k, 0), v.dtype)])
-                 for k, v in batch.items()}
-    return batch
 
 
 def mixture(

@@ -39,7 +39,7 @@ from mmlaws.errors import DataError
 
 FORMAT = "mmlaws-shards/1"
 STATS = "stats.json"
-PRESETS = {"TINY": vocab.TINY, "MICRO": vocab.MICRO, "SMALL": vocab.SMALL, "PAPER": vocab.PAPER}
+PRESETS = vocab.LAYOUTS  # the one table of layouts by name (kept under this name for builders)
 _LAYOUT_FIELDS = ("text_size", "image_codes", "speech_units", "num_sentinels", "pad_to")
 # Specials a document may hold: the modality boundaries (the pipeline adds the rest).
 _BOUNDARIES = ("image_begin_id", "image_end_id", "speech_begin_id", "speech_end_id")
@@ -47,8 +47,7 @@ _BOUNDARIES = ("image_begin_id", "image_end_id", "speech_begin_id", "speech_end_
 
 def layout_to_json(layout: VocabLayout) -> dict:
     """The layout's sizes, and the preset's name when it is one."""
-    preset = next((name for name, p in PRESETS.items() if p == layout), None)
-    return {"preset": preset, **{f: getattr(layout, f) for f in _LAYOUT_FIELDS}}
+    return {"preset": vocab.layout_name(layout), **{f: getattr(layout, f) for f in _LAYOUT_FIELDS}}
 
 
 def layout_from_json(data: Mapping) -> VocabLayout:

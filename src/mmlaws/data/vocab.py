@@ -37,6 +37,8 @@ import enum
 
 import numpy as np
 
+from mmlaws.errors import ConfigError
+
 # The fixed special tokens, in id order. OPT's "</s>" ends every document (and, as in OPT,
 # may also open one). "<eoss>" closes each span that CM3 moves to the end of a document.
 SPECIAL_TOKENS = ("<pad>", "</s>", "<image>", "</image>", "<speech>", "</speech>", "<eoss>")
@@ -80,6 +82,19 @@ class VocabLayout:
                 f"VocabLayout.num_sentinels must be >= 16 (CM3 masks up to 16 spans), "
                 f"got {self.num_sentinels}"
             )
+
+    @classmethod
+    def with_total(cls, total: int, *, image_codes: int, speech_units: int,
+                   num_sentinels: int = 16, pad_to: int = 128) -> VocabLayout:
+        """The layout of exactly ``total`` used ids: text gets what images, speech and the
+        specials leave.
+
+        >>> VocabLayout.with_total(128, image_codes=16, speech_units=8).text_size
+        81
+        """
+        text_size = total - image_codes - speech_units - len(SPECIAL_TOKENS) - num_sentinels
+        return cls(text_size=text_size, image_codes=image_codes, speech_units=speech_units,
+                   num_sentinels=num_sentinels, pad_to=pad_to)
 
     # -- range starts and sizes -------------------------------------------------------------
 
@@ -216,10 +231,11 @@ def _as_array(ids):
     return ids if hasattr(ids, "shape") and hasattr(ids, "astype") else np.asarray(ids)
 
 
-# Paper §4.2: a BPE of 2^16 entries with digit splitting, a VQGAN codebook of 8192 image codes,
-# HuBERT k-means with 2000 speech units. The paper's sentence can also be read as a 2^16 total;
-# here 2^16 is the text range, and the total is 75,751 ids, padded to 75,776.
-PAPER = VocabLayout(text_size=2**16, image_codes=8192, speech_units=2000)
+# Paper §4.2: one BPE "with a vocab size of 2^16", in which the 8,192 VQGAN image codes and the
+# 2,000 HuBERT speech units are single tokens. Read as the whole vocabulary: the text BPE gets
+# what is left after images, speech and the specials (2^16 - 8,192 - 2,000 - 23 = 55,321 ids),
+# and the layout is exactly 2^16 ids, the vocabulary the model presets of Table 2 count.
+PAPER = VocabLayout.with_total(2**16, image_codes=8192, speech_units=2000)
 # CPU-scale layouts: SMALL for demos (4,731 ids, padded to 4,736); MICRO for CPU scaling studies
 # (text and code as the 256 byte symbols, no merges; 375 ids padded to 384, so that the output
 # layer does not dwarf models of 10^2-10^5 parameters and they get past bigram statistics within
@@ -227,3 +243,25 @@ PAPER = VocabLayout(text_size=2**16, image_codes=8192, speech_units=2000)
 SMALL = VocabLayout(text_size=4096, image_codes=512, speech_units=100)
 MICRO = VocabLayout(text_size=256, image_codes=64, speech_units=32)
 TINY = VocabLayout(text_size=32, image_codes=16, speech_units=8)
+
+# The layouts by name; :func:`resolve_layout` reads the names in any case ("tiny", "TINY").
+LAYOUTS = {"TINY": TINY, "MICRO": MICRO, "SMALL": SMALL, "PAPER": PAPER}
+
+
+def resolve_layout(layout: str | VocabLayout) -> VocabLayout:
+    """A layout itself, or the one of :data:`LAYOUTS` with that name (case-insensitive).
+
+    >>> resolve_layout("tiny") is resolve_layout("TINY") is TINY
+    True
+    """
+    if isinstance(layout, VocabLayout):
+        return layout
+    if not isinstance(layout, str) or layout.upper() not in LAYOUTS:
+        raise ConfigError(f"vocabulary layout must be a VocabLayout or one of "
+                          f"{sorted(n.lower() for n in LAYOUTS)}, got {layout!r}")
+    return LAYOUTS[layout.upper()]
+
+
+def layout_name(layout: VocabLayout) -> str | None:
+    """The name of a layout in :data:`LAYOUTS` (upper case), or None for a custom one."""
+    return next((name for name, known in LAYOUTS.items() if known == layout), None)

@@ -1,86 +1,50 @@
 """Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports.
 
+The names below load their module on first use, so that importing one light module (the
+run-record schema :mod:`~mmlaws.laws.records`, the spike rule :mod:`~mmlaws.laws.spikes`) does
+not import the fitter and its solvers (jaxopt, scipy).
+
 >>> import mmlaws.laws as laws
 >>> law = laws.TABLE1["text"]
 >>> round(float(law.predict(1.3e9, 100e9)), 3)
 21.245
 """
 
-from mmlaws.laws.fit import (
-    BIMODAL_GRID,
-    HOFFMANN_GRID,
-    BimodalFit,
-    FitInfo,
-    NModalFit,
-    UnimodalFit,
-    fit_bimodal,
-    fit_nmodal,
-    fit_unimodal,
-)
-from mmlaws.laws.forms import BimodalLaw, Interaction, NModalLaw, UnimodalLaw, normalise_shares
-from mmlaws.laws.membership import membership, same_modality
-from mmlaws.laws.optimal import (
-    chinchilla_optimal,
-    competition_barrier,
-    compute_optimal,
-    is_synergistic,
-)
-from mmlaws.laws.profile import ProfileInterval, profile_bimodal, profile_unimodal
-from mmlaws.laws.published import PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1, TABLE3
-from mmlaws.laws.records import RunLogWriter, RunRecord, RunTable, read_csv, read_run, read_runs
-from mmlaws.laws.solver import MultiStartResult, minimize_multistart
-from mmlaws.laws.uncertainty import (
-    BootstrapResult,
-    HoldoutResult,
-    bootstrap_bimodal,
-    bootstrap_unimodal,
-    holdout_bimodal,
-    holdout_unimodal,
-)
+import importlib
 
-bootstrap = bootstrap_unimodal
+_EXPORTS = {
+    "fit": ("BIMODAL_GRID", "HOFFMANN_GRID", "BimodalFit", "FitInfo", "NModalFit", "UnimodalFit",
+            "fit_bimodal", "fit_nmodal", "fit_unimodal"),
+    "forms": ("BimodalLaw", "Interaction", "NModalLaw", "UnimodalLaw", "normalise_shares"),
+    "membership": ("membership", "same_modality"),
+    "optimal": ("chinchilla_optimal", "competition_barrier", "compute_optimal", "is_synergistic"),
+    "profile": ("ProfileInterval", "profile_bimodal", "profile_unimodal"),
+    "published": ("PAPER_DESIGN_D", "PAPER_DESIGN_N", "TABLE1", "TABLE3"),
+    "records": ("RunLogWriter", "RunRecord", "RunTable", "read_csv", "read_run", "read_runs"),
+    "solver": ("MultiStartResult", "minimize_multistart"),
+    "uncertainty": ("BootstrapResult", "HoldoutResult", "bootstrap_bimodal", "bootstrap_unimodal",
+                    "holdout_bimodal", "holdout_unimodal"),
+}
+_ALIASES = {"bootstrap": "bootstrap_unimodal"}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "BIMODAL_GRID",
-    "BimodalFit",
-    "BimodalLaw",
-    "BootstrapResult",
-    "FitInfo",
-    "HOFFMANN_GRID",
-    "HoldoutResult",
-    "Interaction",
-    "MultiStartResult",
-    "NModalFit",
-    "NModalLaw",
-    "PAPER_DESIGN_D",
-    "PAPER_DESIGN_N",
-    "ProfileInterval",
-    "RunLogWriter",
-    "RunRecord",
-    "RunTable",
-    "TABLE1",
-    "TABLE3",
-    "UnimodalFit",
-    "UnimodalLaw",
-    "bootstrap",
-    "bootstrap_bimodal",
-    "bootstrap_unimodal",
-    "chinchilla_optimal",
-    "competition_barrier",
-    "compute_optimal",
-    "fit_bimodal",
-    "fit_nmodal",
-    "fit_unimodal",
-    "holdout_bimodal",
-    "holdout_unimodal",
-    "is_synergistic",
-    "membership",
-    "minimize_multistart",
-    "normalise_shares",
-    "profile_bimodal",
-    "profile_unimodal",
-    "read_csv",
-    "read_run",
-    "read_runs",
-    "same_modality",
-]
+__all__ = sorted([*_MODULE_OF, *_ALIASES])
+
+
+def __getattr__(name: str):
+    """Load an exported name's module on first use; submodules load by name too."""
+    target = _ALIASES.get(name, name)
+    if target in _MODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[target]}"), target)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

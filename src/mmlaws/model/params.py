@@ -13,27 +13,23 @@ from mmlaws.model.decoder import Decoder
 from mmlaws.model.sharding import RULES, mesh_shardings, sharded_init
 
 
-def _boxed_init(config: ModelConfig):
-    def init(rng):
-        # [B, T] dummy tokens, made inside the call so a cached init never holds a tracer
-        tokens = jnp.zeros((1, 1), jnp.int32)
-        return Decoder(config).init({"params": rng}, tokens)["params"]
-
-    return init
+def init_boxed(config: ModelConfig, rng: jax.Array):
+    """Fresh parameters whose leaves keep their logical axes (``nn.Partitioned``)."""
+    tokens = jnp.zeros((1, 1), jnp.int32)  # [B, T]; parameter shapes do not depend on it
+    return Decoder(config).init({"params": rng}, tokens)["params"]
 
 
 @functools.lru_cache(maxsize=8)
 def _jitted_init(config: ModelConfig):
     """One compiled initialiser per config (compiling it costs seconds even for tiny models)."""
-    init = _boxed_init(config)
-    return jax.jit(lambda rng: nn.meta.unbox(init(rng)))
+    return jax.jit(lambda rng: nn.meta.unbox(init_boxed(config, rng)))
 
 
 def init_params(config: ModelConfig, rng: jax.Array, *, mesh=None, rules=RULES):
     """Fresh parameters (plain arrays). With ``mesh``, each array is born sharded on it."""
     if mesh is None:
         return _jitted_init(config)(rng)
-    return sharded_init(_boxed_init(config), rng, mesh, rules)
+    return sharded_init(functools.partial(init_boxed, config), rng, mesh, rules)
 
 
 def abstract_params(config: ModelConfig, *, boxed: bool = False):
@@ -41,7 +37,7 @@ def abstract_params(config: ModelConfig, *, boxed: bool = False):
 
     With ``boxed=True`` the leaves keep their logical axes (``nn.Partitioned``).
     """
-    tree = jax.eval_shape(_boxed_init(config), jax.random.key(0))
+    tree = jax.eval_shape(functools.partial(init_boxed, config), jax.random.key(0))
     return tree if boxed else nn.meta.unbox(tree)
 
 

@@ -5,10 +5,12 @@ learning rate, batch size in tokens and context length. The table prints the bat
 tokens; we read it as 2**20 tokens = 512 sequences of the 2048-token context.
 
 The paper's vocabulary is one BPE of 2**16 entries in which image codes and speech units are
-single tokens (§4.2), so the paper presets use ``PAPER_VOCAB_SIZE = 2**16``. At that vocabulary
-every preset's total parameter count (see :mod:`mmlaws.model.counting`) lies within 10% of its
-name except 8M: 9.44M (+18%), because its 8.4M-entry embedding dominates; the names match an
-OPT-sized vocabulary (50,272 tokens: 7.49M … 29.97B, all within 7%).
+single tokens (§4.2), so the paper presets use ``PAPER_VOCAB_SIZE = 2**16``: the size of the
+data's ``PAPER`` layout (:mod:`mmlaws.data.vocab`: 55,321 text ids, 8,192 image codes, 2,000
+speech units and 23 specials), whose size training puts in place of a preset's. At that
+vocabulary every preset's total parameter count (see :mod:`mmlaws.model.counting`) lies within
+10% of its name except 8M: 9.44M (+18%), because its 8.4M-entry embedding dominates; the names
+match an OPT-sized vocabulary (50,272 tokens: 7.49M … 29.97B, all within 7%).
 """
 
 from __future__ import annotations

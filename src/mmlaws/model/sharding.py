@@ -14,7 +14,10 @@ A mesh axis of size 1 does nothing, so every mesh carries all three axes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -80,17 +83,46 @@ def batch_sharding(mesh: Mesh, rules=RULES) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(*spec))
 
 
-def sharded_init(init_fn, rng, mesh: Mesh, rules=RULES):
-    """Run ``init_fn(rng) -> boxed params`` with its outputs born sharded on ``mesh``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class ShardedInit:
+    """An initialiser whose outputs are born sharded (:func:`sharded_initializer`).
 
-    The shapes come from :func:`jax.eval_shape`, so no device ever holds the full tree.
-    Returns plain (unboxed) arrays.
+    ``shapes``: the outputs as :class:`jax.ShapeDtypeStruct`s, each carrying its sharding (for
+    restores, lowering and planning); ``shardings``: the same tree of :class:`NamedSharding`.
+    Calling it with a key runs the jitted initialiser under the mesh and its rules.
     """
-    abstract = jax.eval_shape(init_fn, rng)
-    shardings = mesh_shardings(abstract, mesh, rules)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        unboxed_init = jax.jit(lambda r: nn.meta.unbox(init_fn(r)), out_shardings=shardings)
-        return unboxed_init(rng)
+
+    shapes: Any
+    shardings: Any
+    mesh: Mesh
+    rules: tuple
+    jitted: Callable
+
+    def __call__(self, rng):
+        with use_mesh(self.mesh, self.rules):
+            return self.jitted(rng)
+
+
+def sharded_initializer(init_fn, mesh: Mesh, rules=RULES) -> ShardedInit:
+    """Shapes, shardings and a jitted initialiser for ``init_fn(rng) -> boxed tree``.
+
+    The boxed tree's ``nn.Partitioned`` leaves carry logical axes (mapped onto ``mesh`` by
+    ``rules``); its other array leaves are replicated. The shapes come from
+    :func:`jax.eval_shape`, so no device ever holds the full tree, and the initialiser's
+    outputs are plain (unboxed) arrays created directly with their shardings.
+    """
+    boxed = jax.eval_shape(init_fn, jax.random.key(0))
+    shardings = mesh_shardings(boxed, mesh, rules)
+    shapes = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                          nn.meta.unbox(boxed), shardings)
+    jitted = jax.jit(lambda r: nn.meta.unbox(init_fn(r)), out_shardings=shardings)
+    return ShardedInit(shapes, shardings, mesh, tuple(rules), jitted)
+
+
+def sharded_init(init_fn, rng, mesh: Mesh, rules=RULES):
+    """Run ``init_fn(rng) -> boxed tree`` with its outputs born sharded on ``mesh``
+    (see :func:`sharded_initializer`). Returns plain (unboxed) arrays."""
+    return sharded_initializer(init_fn, mesh, rules)(rng)
 
 
 @contextlib.contextmanager

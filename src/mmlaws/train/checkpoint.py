@@ -52,7 +52,7 @@ class Checkpointer:
     def restore_latest(self, abstract_state):
         """(step, state, extra) of the newest loadable checkpoint, or None when none loads.
 
-        ``abstract_state``: ShapeDtypeStructs carrying shardings (see ``abstract_state``).
+        ``abstract_state``: ShapeDtypeStructs carrying shardings (``StateSetup.shapes``).
         """
         self.manager.wait_until_finished()
         for step in reversed(self.steps()):

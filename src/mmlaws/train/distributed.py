@@ -33,8 +33,8 @@ def place_batch(batch: dict[str, np.ndarray], mesh, *, process_local: bool = Fal
                 ) -> dict[str, jax.Array]:
     """Numpy ``[B, T]`` arrays → jax Arrays sharded over the mesh's batch axes.
 
-    ``process_local=False``: every process holds the same global batch (the synthetic source
-    is a pure function of its index) and places only the rows of its own devices.
+    ``process_local=False``: every process holds the same global batch (a deterministic source
+    read the same way everywhere) and places only the rows of its own devices.
     ``process_local=True``: each process holds only its own ``[B / processes, T]`` rows (a
     loader sliced per host) and the global batch is assembled from them.
     """

@@ -1,4 +1,4 @@
-"""Host-side metrics: losses and perplexities from the step's sums, throughput, MFU, spikes.
+"""Host-side metrics: losses and perplexities from the step's sums, throughput and MFU.
 
 Per-modality and per-dataset losses are ``Σ w·xent / Σ w`` over the tokens of that modality
 (by the target's vocabulary range) or dataset; a group with no weighted tokens is left out.
@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mmlaws.analysis.spikes import SpikeDetector as SpikeDetector  # one rule, re-exported
+from mmlaws.data.batch import MODALITIES
 from mmlaws.model import mfu as model_mfu
-from mmlaws.train.step import MODALITIES
 
 
 def _ratio(num, den, names: Sequence[str]) -> dict[str, float]:

@@ -1,12 +1,16 @@
-"""The train state: parameters (float32 master weights), optimizer state and counters.
+"""The train state (float32 master weights, optimizer state, counters) and its layout on a mesh.
 
-Sharded creation follows the model's recipe: shapes from :func:`jax.eval_shape`, shardings
-from the logical rules (optimizer moments mirror their parameters, counters are replicated),
-then one jitted initialiser whose outputs are born sharded.
+:func:`state_setup` is the one place a run builds its optimizer and the state's shapes and
+shardings: the state is initialised with its parameters and their optimizer moments boxed with
+the parameters' logical axes, so the model's sharded initialiser
+(:func:`mmlaws.model.sharded_initializer`: :func:`jax.eval_shape` → shardings → one jitted
+initialiser whose outputs are born sharded) lays out all of it — moments mirror their
+parameters, counters are replicated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -14,9 +18,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
-from mmlaws.model import Decoder, ModelConfig, param_shardings, use_mesh
+from mmlaws.model import ModelConfig, ShardedInit, init_boxed, sharded_initializer
 from mmlaws.train.optimizer import Recipe, make_optimizer
 
 
@@ -33,41 +37,47 @@ class TrainState:
     skipped: jax.Array
 
 
-def _new_state(config: ModelConfig, optimizer: optax.GradientTransformation, rng):
-    tokens = jnp.zeros((1, 1), jnp.int32)  # [B, T]; parameter shapes do not depend on it
-    params = nn.meta.unbox(Decoder(config).init({"params": rng}, tokens)["params"])
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=optimizer.init(params), lr_scale=jnp.ones((), jnp.float32),
-                      skipped=jnp.zeros((), jnp.int32))
+def _boxed_state(config: ModelConfig, optimizer: optax.GradientTransformation, rng) -> TrainState:
+    """A fresh state whose parameters and parameter-shaped optimizer leaves keep their logical
+    axes (``nn.Partitioned``)."""
+    boxed = init_boxed(config, rng)
+    opt_state = optax.tree_map_params(optimizer, lambda value, box: box.replace_boxed(value),
+                                      optimizer.init(nn.meta.unbox(boxed)), boxed)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=boxed, opt_state=opt_state,
+                      lr_scale=jnp.ones((), jnp.float32), skipped=jnp.zeros((), jnp.int32))
 
 
-def state_shardings(config: ModelConfig, recipe: Recipe, mesh):
-    """Pytree of :class:`NamedSharding` matching :func:`init_state`'s output."""
-    optimizer = make_optimizer(recipe)
-    p_sh = param_shardings(config, mesh)
-    replicated = NamedSharding(mesh, PartitionSpec())
-    abstract = jax.eval_shape(lambda: _new_state(config, optimizer, jax.random.key(0)))
-    opt_sh = optax.tree_map_params(optimizer, lambda _, s: s, abstract.opt_state, p_sh,
-                                   transform_non_params=lambda _: replicated)
-    return TrainState(step=replicated, params=p_sh, opt_state=opt_sh, lr_scale=replicated,
-                      skipped=replicated)
+@dataclasses.dataclass(frozen=True, eq=False)
+class StateSetup:
+    """One run's model config, recipe, mesh, optimizer and state layout (:func:`state_setup`).
 
+    ``shapes``: the state as ShapeDtypeStructs carrying their shardings (for restores,
+    lowering and memory plans); ``shardings``: the state's tree of ``NamedSharding``.
+    """
 
-def abstract_state(config: ModelConfig, recipe: Recipe, mesh):
-    """ShapeDtypeStructs of the state, each carrying its sharding (for restores and planning)."""
-    shapes = jax.eval_shape(lambda: _new_state(config, make_optimizer(recipe), jax.random.key(0)))
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                        shapes, state_shardings(config, recipe, mesh))
+    config: ModelConfig
+    recipe: Recipe
+    mesh: Mesh
+    optimizer: optax.GradientTransformation
+    initializer: ShardedInit
+
+    @property
+    def shapes(self) -> TrainState:
+        return self.initializer.shapes
+
+    @property
+    def shardings(self) -> TrainState:
+        return self.initializer.shardings
+
+    def init(self, rng) -> TrainState:
+        """A fresh state, every array created directly with its sharding on the mesh."""
+        return self.initializer(rng)
 
 
 @functools.lru_cache(maxsize=8)
-def _jitted_init(config: ModelConfig, recipe: Recipe, mesh):
+def state_setup(config: ModelConfig, recipe: Recipe, mesh: Mesh) -> StateSetup:
+    """The optimizer of ``recipe`` and the state's layout on ``mesh`` (cached: the same
+    arguments give the same setup, and the steps compiled for it are reused)."""
     optimizer = make_optimizer(recipe)
-    return jax.jit(lambda r: _new_state(config, optimizer, r),
-                   out_shardings=state_shardings(config, recipe, mesh))
-
-
-def init_state(config: ModelConfig, recipe: Recipe, rng, mesh):
-    """A fresh state, every array created directly with its sharding on ``mesh``."""
-    with use_mesh(mesh):
-        return _jitted_init(config, recipe, mesh)(rng)
+    init = sharded_initializer(functools.partial(_boxed_state, config, optimizer), mesh)
+    return StateSetup(config, recipe, mesh, optimizer, init)

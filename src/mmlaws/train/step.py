@@ -24,14 +24,12 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from mmlaws.data.vocab import Modality, VocabLayout
+from mmlaws.data.batch import FIELDS, MODALITIES
+from mmlaws.data.vocab import VocabLayout
 from mmlaws.model import ModelConfig, batch_sharding, logits, use_mesh
-from mmlaws.train.optimizer import Recipe, applied_updates, make_optimizer
-from mmlaws.train.state import TrainState, state_shardings
+from mmlaws.train.optimizer import applied_updates
+from mmlaws.train.state import StateSetup, TrainState
 from mmlaws.train.vocab_parallel import uses_tensor_axis, vocab_parallel_xent
-
-MODALITIES = tuple(m.name.lower() for m in Modality if m >= 0)  # special, text, image, speech
-BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions", "dataset_ids")
 
 
 def token_xent(config: ModelConfig, params, batch, dropout_rng=None, mesh=None) -> jax.Array:
@@ -106,14 +104,16 @@ def accumulate_gradients(config, params, batch, rng, *, vocab, num_datasets, mic
     return jax.tree.map(lambda g: g / denom, grads), sums
 
 
-def train_step(state: TrainState, batch, rng, *, config: ModelConfig, recipe: Recipe, vocab,
-               num_datasets: int, micro_batches: int = 1, constrain=lambda mb: mb, mesh=None):
+def train_step(state: TrainState, batch, rng, *, config: ModelConfig,
+               optimizer: optax.GradientTransformation, schedule, vocab, num_datasets: int,
+               micro_batches: int = 1, constrain=lambda mb: mb, mesh=None):
     """One update → (new state, metrics: the sums plus loss, grad_norm, lr, finite).
 
-    ``batch``: the ``[B, T]`` arrays of :data:`BATCH_KEYS`; ``rng``: the run's key, folded
-    with ``state.step`` (and the micro-batch index) for dropout.
+    ``batch``: the ``[B, T]`` arrays of :data:`mmlaws.data.batch.FIELDS`; ``rng``: the run's
+    key, folded with ``state.step`` (and the micro-batch index) for dropout. ``optimizer``
+    and ``schedule`` (update count → learning rate, for the metrics) come from the run's
+    :class:`~mmlaws.train.state.StateSetup`.
     """
-    optimizer, schedule = make_optimizer(recipe), recipe.schedule()
     step_rng = jax.random.fold_in(rng, state.step)
     grads, sums = accumulate_gradients(config, state.params, batch, step_rng, vocab=vocab,
                                        num_datasets=num_datasets, micro_batches=micro_batches,
@@ -139,26 +139,27 @@ def eval_sums(params, batch, *, config: ModelConfig, vocab, num_datasets: int, m
 
 
 @functools.lru_cache(maxsize=8)
-def jit_steps(config: ModelConfig, recipe: Recipe, mesh, *, vocab: VocabLayout,
-              num_datasets: int, micro_batches: int = 1):
-    """(train_step, eval_step) jitted with in/out shardings on ``mesh``; state donated.
+def jit_steps(setup: StateSetup, *, vocab: VocabLayout, num_datasets: int,
+              micro_batches: int = 1):
+    """(train_step, eval_step) jitted with in/out shardings on the setup's mesh; state donated.
 
-    Call them inside ``use_mesh(mesh)`` so the model's logical constraints apply. Cached: the
-    same arguments give the same (already compiled) functions.
+    Call them inside ``use_mesh(setup.mesh)`` so the model's logical constraints apply.
+    Cached: the same setup and arguments give the same (already compiled) functions.
     """
-    state_sh = state_shardings(config, recipe, mesh)
+    config, mesh = setup.config, setup.mesh
     b_sh = batch_sharding(mesh)
-    batch_sh = {k: b_sh for k in BATCH_KEYS}
+    batch_sh = {k: b_sh for k in FIELDS}
     replicated = NamedSharding(mesh, PartitionSpec())
     constrain = lambda mb: jax.lax.with_sharding_constraint(mb, batch_sh)
-    step = functools.partial(train_step, config=config, recipe=recipe, vocab=vocab,
+    step = functools.partial(train_step, config=config, optimizer=setup.optimizer,
+                             schedule=setup.recipe.schedule(), vocab=vocab,
                              num_datasets=num_datasets, micro_batches=micro_batches,
                              constrain=constrain, mesh=mesh)
     evaluate = functools.partial(eval_sums, config=config, vocab=vocab, num_datasets=num_datasets,
                                  mesh=mesh)
     with use_mesh(mesh):
-        train = jax.jit(step, in_shardings=(state_sh, batch_sh, replicated),
-                        out_shardings=(state_sh, replicated), donate_argnums=0)
-        ev = jax.jit(evaluate, in_shardings=(state_sh.params, batch_sh),
+        train = jax.jit(step, in_shardings=(setup.shardings, batch_sh, replicated),
+                        out_shardings=(setup.shardings, replicated), donate_argnums=0)
+        ev = jax.jit(evaluate, in_shardings=(setup.shardings.params, batch_sh),
                      out_shardings=replicated)
     return train, ev
