@@ -1,4 +1,5 @@
-"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports.
+"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports, no
+files written (the jobs that write fits and figures are :mod:`mmlaws.study.fit_jobs`).
 
 >>> import mmlaws.laws as laws
 >>> law = laws.TABLE1["text"]
@@ -8,6 +9,7 @@
 
 from mmlaws.laws.fit import (
     BIMODAL_GRID,
+    GRIDS,
     HOFFMANN_GRID,
     BimodalFit,
     FitInfo,
@@ -26,9 +28,10 @@ from mmlaws.laws.optimal import (
     is_synergistic,
 )
 from mmlaws.laws.profile import ProfileInterval, profile_bimodal, profile_unimodal
-from mmlaws.laws.published import PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1, TABLE3
+from mmlaws.laws.published import HUBER_DELTA, PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1, TABLE3
 from mmlaws.laws.records import RunLogWriter, RunRecord, RunTable, read_csv, read_run, read_runs
 from mmlaws.laws.solver import MultiStartResult, minimize_multistart
+from mmlaws.laws.table import FitSettings, TableFits, fit_table
 from mmlaws.laws.uncertainty import (
     BootstrapResult,
     HoldoutResult,
@@ -46,7 +49,10 @@ __all__ = [
     "BimodalLaw",
     "BootstrapResult",
     "FitInfo",
+    "FitSettings",
+    "GRIDS",
     "HOFFMANN_GRID",
+    "HUBER_DELTA",
     "HoldoutResult",
     "Interaction",
     "MultiStartResult",
@@ -60,6 +66,7 @@ __all__ = [
     "RunTable",
     "TABLE1",
     "TABLE3",
+    "TableFits",
     "UnimodalFit",
     "UnimodalLaw",
     "bootstrap",
@@ -70,6 +77,7 @@ __all__ = [
     "compute_optimal",
     "fit_bimodal",
     "fit_nmodal",
+    "fit_table",
     "fit_unimodal",
     "holdout_bimodal",
     "holdout_unimodal",
