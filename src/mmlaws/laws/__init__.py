@@ -1,5 +1,5 @@
-"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports, no
-files written (the jobs that write fits and figures are :mod:`mmlaws.study.fit_jobs`).
+"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports. The
+jobs that write fits, reports and figures are :mod:`mmlaws.study.fit_jobs`.
 
 >>> import mmlaws.laws as laws
 >>> law = laws.TABLE1["text"]
