@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmlaws.laws import (
+    GRIDS,
     PAPER_DESIGN_D,
     PAPER_DESIGN_N,
     TABLE1,
@@ -31,7 +32,6 @@ from mmlaws.laws import (
     fit_bimodal,
     fit_unimodal,
 )
-from mmlaws.laws.jobs import GRIDS
 from mmlaws.laws.profile import profile_bimodal, profile_unimodal
 
 PAIR_TRUTH = Interaction(C=0.4, A=30.0, B=2000.0, alpha=0.25, beta=0.3)

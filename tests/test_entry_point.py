@@ -21,15 +21,15 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
     out = tmp_path / "qs"
     r = _main(repo_root, "--gin_file=configs/quickstart.gin", f"--gin_param=OUTPUT_DIR='{out}'",
               f"--gin_param=DATA_DIR='{tmp_path / 'data'}'",
-              "--gin_param=study.run_study.datasets=['code']",
-              "--gin_param=study.run_study.data_tokens=300000",  # bytes: 1 validation doc
-              "--gin_param=study.run_study.offline=True",
-              "--gin_param=study.run_study.budgets=[2048, 4096]",
-              "--gin_param=study.run_study.batch_size=8",  # 8 simulated devices
-              "--gin_param=study.run_study.sequence_length=32",
-              "--gin_param=study.run_study.warmup_steps=2",
-              "--gin_param=study.run_study.eval_batches=2",
-              "--gin_param=study.run_study.bootstrap_samples=16")
+              "--gin_param=study.Design.datasets=['code']",
+              "--gin_param=study.DataBuild.tokens=300000",  # bytes: 1 validation doc
+              "--gin_param=study.DataBuild.offline=True",
+              "--gin_param=study.Design.budgets=[2048, 4096]",
+              "--gin_param=study.RunSettings.batch_size=8",  # 8 simulated devices
+              "--gin_param=study.RunSettings.sequence_length=32",
+              "--gin_param=study.RunSettings.warmup_steps=2",
+              "--gin_param=study.RunSettings.eval_batches=2",
+              "--gin_param=laws.FitSettings.bootstrap_samples=16")
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert f"{out}/README.md" in r.stdout
     results = json.loads((out / "study.json").read_text())
@@ -51,27 +51,30 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
 def test_paper_refit_smallest_setting(repo_root, tmp_path):
     out = tmp_path / "qs"
     r = _main(repo_root, "--gin_file=configs/fit/paper.gin", f"--gin_param=OUTPUT_DIR='{out}'",
-              "--gin_param=jobs.reproduce_paper.modalities=('text',)",
-              "--gin_param=jobs.reproduce_paper.bootstrap_samples=16")
+              "--gin_param=fit_jobs.reproduce_paper.modalities=('text',)",
+              "--gin_param=laws.FitSettings.bootstrap_samples=16")
     assert r.returncode == 0, r.stderr[-2000:]
     assert str(out) in r.stdout
     report = json.loads((out / "reproduction.json").read_text())
     assert abs(report["text"]["alpha"] - 0.18) < 0.01
     assert (out / "fit_text.png").stat().st_size > 10_000
     assert (out / "README.md").read_text().count("| text |") == 1
+    assert report["text"]["huber_delta"] == 0.03 and "holdout" in report["text"]  # FitSettings
 
 
 @pytest.mark.parametrize(
     "args, needle",
     [
         (["--gin_file=configs/nope.gin"], "configs/nope.gin: no such file"),
-        (["--gin_file=configs/fit/paper.gin", "--gin_param=jobs.reproduce_paper.nosuch=1"],
+        (["--gin_file=configs/fit/paper.gin", "--gin_param=fit_jobs.reproduce_paper.nosuch=1"],
          "nosuch"),
         (["--gin_file=configs/fit/paper.gin", "--gin_param=NOISE=5.0"], "noise=5.0"),
         (["--gin_file=configs/fit/paper.gin", "--gin_param=GRID='fine'"], "grid='fine'"),
-        (["--gin_file=configs/quickstart.gin", "--gin_param=study.run_study.datasets=['nope']"],
+        (["--gin_file=configs/fit/csv.gin", "--gin_param=RUNS='x.csv'",
+          "--gin_param=HUBER_DELTA=-1.0"], "huber_delta=-1.0"),
+        (["--gin_file=configs/quickstart.gin", "--gin_param=study.Design.datasets=['nope']"],
          "nope"),
-        (["--gin_file=configs/quickstart.gin", "--gin_param=study.run_study.budgets=[]"],
+        (["--gin_file=configs/quickstart.gin", "--gin_param=study.Design.budgets=[]"],
          "budgets"),
         (["--gin_file=configs/fit/csv.gin"], "RUNS"),
         (["--gin_file=configs/fit/csv.gin", "--gin_param=RUNS='/no/such.csv'"], "/no/such.csv"),

@@ -96,3 +96,27 @@ def test_unknown_method_and_bad_starts_are_errors():
         minimize_multistart(rosenbrock, np.zeros((2, 2)), method="bfgs")
     with pytest.raises(ValueError, match="non-empty"):
         minimize_multistart(rosenbrock, np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("pools", [(3, 1), (7,), (2,)])
+def test_the_scheduler_runs_every_start_to_its_own_end(pools):
+    """A counting "solver": start s ends after x_s + offset_s steps. Through few slots, refills
+    and compacted pools, every start's row gets its own count, its own start and its own
+    (batched) arguments."""
+    from mmlaws.laws import scheduler
+
+    starts = jnp.array([[3.0], [1.0], [7.0], [2.0], [5.0], [1.0], [4.0]])
+    offset = jnp.array([0, 2, 1, 0, 3, 0, 1])
+
+    def init(x0, args):
+        return x0, jnp.zeros(x0.shape[0], jnp.int32)
+
+    def step(state, args):
+        x, n = state[0], state[1] + 1
+        return (x, n), jnp.where(n >= x[:, 0].astype(jnp.int32) + args[0], 5, scheduler.NOT_ENDED)
+
+    out = scheduler.run(starts, (offset,), init=init, step=step, pools=pools, batched_args=True,
+                        report=lambda st: {"x": st[0], "steps": st[1]})
+    assert out["steps"].tolist() == [3, 3, 8, 2, 8, 1, 5]
+    assert out["x"].tolist() == starts.tolist()
+    assert out["status"].tolist() == [5] * 7

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from mmlaws.errors import ConfigError
-from mmlaws.laws import Interaction, RunLogWriter, UnimodalLaw
+from mmlaws.laws import FitSettings, Interaction, RunLogWriter, UnimodalLaw
 from mmlaws.laws.forms import BimodalLaw
 from mmlaws.laws.records import read_runs
-from mmlaws.study import analyse, design, report_study, write_report
+from mmlaws.study import Design, analyse, design, report_study, write_report
 
 MODELS = {"s": {"d_model": 32, "num_layers": 2, "num_heads": 2, "d_head": 16},
           "m": {"d_model": 64, "num_layers": 2, "num_heads": 4, "d_head": 16, "peak_lr": 2e-3},
@@ -18,24 +18,51 @@ MODELS = {"s": {"d_model": 32, "num_layers": 2, "num_heads": 2, "d_head": 16},
 
 
 def test_plan_covers_every_set_size_and_budget():
-    runs = design.plan(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192],
+    runs = design.plan(Design(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192]),
                        batch_size=4, sequence_length=64)
     assert len(runs) == 3 * 3 * 2  # {text, code, code+text} x sizes x budgets
     r = runs["code+text_m_D8.19k"]
     assert r["datasets"] == ["code", "text"] and r["steps"] == 32 and r["role"] == "law"
-    assert eval(r["bindings"]["SHARES"]) == {"code": 0.5, "text": 0.5}
-    assert eval(r["bindings"]["PEAK_LR"]) == 2e-3
+    assert r["bindings"]["SHARES"] == {"code": 0.5, "text": 0.5}
+    assert r["bindings"]["PEAK_LR"] == 2e-3 and r["bindings"]["SEQ_LEN"] == 64
     assert "PEAK_LR" not in runs["text_s_D2.05k"]["bindings"]
-    assert eval(runs["text_l_D2.05k"]["bindings"]["MODEL"]) == "mini"
-    assert eval(runs["text_l_D2.05k"]["bindings"]["MODEL_OVERRIDES"]) == {
-        "d_model": 96, "num_layers": 3}
+    assert runs["text_l_D2.05k"]["bindings"]["MODEL"] == "mini"
+    assert runs["text_l_D2.05k"]["bindings"]["MODEL_OVERRIDES"] == {"d_model": 96,
+                                                                     "num_layers": 3}
     assert runs["text_s_D2.05k"]["steps"] == 8
 
 
+def test_points_are_values_that_the_sweep_writes_as_gin_once():
+    """The study's bindings travel as values; the run's command line holds gin that parses
+    back to exactly those values."""
+    import gin
+
+    from mmlaws.study import RunSettings
+    from mmlaws.sweep import command
+
+    runs = design.plan(Design(datasets=["code"], models=MODELS, budgets=[2048]), batch_size=4,
+                       sequence_length=64)
+    run = RunSettings(peak_lr=None, extra_bindings={"MESH": {"fsdp": -1}, "WANDB": False})
+    pts = design.points(runs, common={"DATA_DIR": "d/x", **run.bindings()},
+                        extra=run.extra_bindings)
+    point = pts["code_m_D2.05k"]
+    assert point["PEAK_LR"] == 2e-3 and point["MESH"] == {"fsdp": -1}  # the model's own rate
+    assert pts["code_s_D2.05k"]["PEAK_LR"] is None  # each preset's Table 2 rate
+    argv = command("run.gin", point, "out/code_m_D2.05k")
+    params = [a.removeprefix("--gin_param=") for a in argv if a.startswith("--gin_param=")]
+    gin.clear_config()
+    try:
+        gin.parse_config(params)
+        for name, value in {**point, "OUTPUT_DIR": "out/code_m_D2.05k"}.items():
+            assert gin.query_parameter(f"%{name}") == value, name
+    finally:
+        gin.clear_config()
+
+
 def test_plan_batch_scan_adds_runs_but_not_the_law_runs_point():
-    runs = design.plan(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192],
-                       batch_size=4, sequence_length=64, pairs=True,
-                       batch_scan={"model": "m", "budget": 8192, "batch_sizes": [2, 4, 8]})
+    scan = {"model": "m", "budget": 8192, "batch_sizes": [2, 4, 8]}
+    runs = design.plan(Design(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192],
+                              batch_scan=scan), batch_size=4, sequence_length=64)
     scan = {k: r for k, r in runs.items() if r["role"] == "batch"}
     assert len(scan) == 3 * 2  # batch 4 at 8192 tokens is a law run already
     assert runs["code_m_D8.19k_b8"]["steps"] == 16
@@ -43,13 +70,14 @@ def test_plan_batch_scan_adds_runs_but_not_the_law_runs_point():
 
 def test_plan_model_defaults_apply_unless_a_model_sets_its_own():
     models = {"a": {"d_model": 8}, "b": {"d_model": 16, "dropout": 0.1, "peak_lr": 1e-3}}
-    runs = design.plan(datasets=["code"], models=models, budgets=[1024], batch_size=2,
-                       sequence_length=8, model_defaults={"num_layers": 1, "dropout": 0.0})
-    assert eval(runs["code_a_D1.02k"]["bindings"]["MODEL_OVERRIDES"]) == {
+    runs = design.plan(Design(datasets=["code"], models=models, budgets=[1024],
+                              model_defaults={"num_layers": 1, "dropout": 0.0}),
+                       batch_size=2, sequence_length=8)
+    assert runs["code_a_D1.02k"]["bindings"]["MODEL_OVERRIDES"] == {
         "num_layers": 1, "dropout": 0.0, "d_model": 8}
     b = runs["code_b_D1.02k"]["bindings"]
-    assert eval(b["MODEL_OVERRIDES"]) == {"num_layers": 1, "dropout": 0.1, "d_model": 16}
-    assert eval(b["PEAK_LR"]) == 1e-3
+    assert b["MODEL_OVERRIDES"] == {"num_layers": 1, "dropout": 0.1, "d_model": 16}
+    assert b["PEAK_LR"] == 1e-3
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -60,10 +88,11 @@ def test_plan_model_defaults_apply_unless_a_model_sets_its_own():
     ({"batch_scan": {"model": "zz", "budget": 10, "batch_sizes": [1, 2, 4]}}, "batch_scan"),
 ])
 def test_plan_rejects_bad_designs(kw, match):
-    args = dict(datasets=["text"], models=MODELS, budgets=[1000], batch_size=2,
-                sequence_length=8)
+    args = dict(datasets=["text"], models=MODELS, budgets=[1000])
     with pytest.raises(ConfigError, match=match):
-        design.plan(**{**args, **kw})
+        design.plan(Design(**{**args, **kw}), batch_size=2, sequence_length=8)
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        design.plan(Design(**args), batch_size=0, sequence_length=8)
 
 
 def test_build_data_names_unknown_datasets(tmp_path):
@@ -124,8 +153,8 @@ def known_study(tmp_path_factory):
     spikes = {f"a+b_{n}_D{design.tokens_label(D)}" for n in SIZES for D in BUDGETS}
     plan = _write_runs(root / "runs", rng, spikes_for=spikes)
     (root / "design.json").write_text(json.dumps(plan))
-    a = analyse(read_runs(root / "runs"), plan, bootstrap_samples=50, holdout_sizes=1,
-                grid="coarse")
+    a = analyse(read_runs(root / "runs"), plan,
+                fit=FitSettings(bootstrap_samples=50, holdout_sizes=1, grid="coarse"))
     return root, plan, a
 
 
@@ -173,7 +202,7 @@ def test_report_writes_figures_and_tables(known_study, tmp_path):
     _, _, a = known_study
     files = write_report(a, tmp_path, title="known laws")
     names = {f.name for f in files}
-    for need in ("README.md", "fig1_loss_curves.png", "fig3_pair_a_b.png",
+    for need in ("README.md", "fig1_loss_curves.png", "fit_a.png", "fit_b.png", "fig3_pair_a_b.png",
                  "fig4_barrier_a_b.png", "fig5_ratio_a_b.png", "fig7_flatness.png",
                  "fig9_spikes.png"):
         assert need in names and (tmp_path / need).stat().st_size > 1000

@@ -1,11 +1,12 @@
 """The sweep runner: grid, run ids, skip-finished, and the SLURM job array written by a dry run."""
 
 import pathlib
+import shlex
 
 import pytest
 
 from mmlaws.errors import ConfigError
-from mmlaws.sweep import grid_points, run_id, run_sweep
+from mmlaws.sweep import gin_value, grid_points, run_id, run_sweep
 
 BASE = "configs/train/tiny.gin"
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -19,8 +20,8 @@ def _in_repo(monkeypatch):
 def test_grid_points_and_ids():
     pts = grid_points({"STEPS": [4, 8], "SEQ_LEN": [32]})
     assert pts == [{"STEPS": 4, "SEQ_LEN": 32}, {"STEPS": 8, "SEQ_LEN": 32}]
-    rid = run_id({"DATASETS": "{'text': ('text', 1.0)}", "STEPS": 4})
-    assert rid == "DATASETS-texttext1.0_STEPS-4"
+    rid = run_id({"DATASETS": {"text": ("text", 1.0)}, "STEPS": 4, "MODEL": "tiny"})
+    assert rid == "DATASETS-texttext1.0_STEPS-4_MODEL-tiny"
     with pytest.raises(ConfigError, match="non-empty list"):
         grid_points({"STEPS": []})
 
@@ -58,20 +59,24 @@ def test_study_on_a_cluster_is_a_dry_run_of_the_paper_design(tmp_path):
 
     gin.clear_config()
     gin.parse_config_files_and_bindings(["configs/study/gpu_paper.gin"], [])
-    models = gin.query_parameter("study.run_study.models")
-    runs = design.plan(datasets=gin.query_parameter("study.run_study.datasets"), models=models,
-                       budgets=gin.query_parameter("study.run_study.budgets"),
-                       batch_size=gin.query_parameter("study.run_study.batch_size"),
-                       sequence_length=gin.query_parameter("study.run_study.sequence_length"))
+    q = lambda name: gin.query_parameter(f"study.{name}")
+    spec = design.Design(datasets=q("Design.datasets"), models=q("Design.models"),
+                         budgets=q("Design.budgets"))
+    runs = design.plan(spec, batch_size=q("RunSettings.batch_size"),
+                       sequence_length=q("RunSettings.sequence_length"))
+    extra = q("RunSettings.extra_bindings")
     gin.clear_config()
     assert len(runs) == 7 * 3 * 6
     r = runs["images+text_6.7B_D100G"]
-    assert r["steps"] == 95368 and eval(r["bindings"]["MODEL"]) == "6.7B"
+    assert r["steps"] == 95368 and r["bindings"]["MODEL"] == "6.7B"
     rows = run_sweep(base_gin="src/mmlaws/study/run.gin", sweep_dir=str(tmp_path),
                      points={k: v["bindings"] for k, v in runs.items()}, backend="slurm",
-                     dry_run=True, extra_params=["MICRO_BATCHES=8"])
+                     dry_run=True, extra=extra)
     assert len(rows) == 126
     assert "#SBATCH --array=1-126" in (tmp_path / "sweep.sbatch").read_text()
+    argv = shlex.split((tmp_path / "commands.txt").read_text().splitlines()[0])
+    assert "--gin_param=MICRO_BATCHES=8" in argv and "--gin_param=MESH={'fsdp': -1}" in argv
+    assert "--gin_param=MODEL='8M'" in argv and "--gin_param=SHARES={'text': 1.0}" in argv
 
 
 def test_bad_settings_are_named(tmp_path):
@@ -84,14 +89,41 @@ def test_bad_settings_are_named(tmp_path):
 @pytest.mark.slow
 def test_local_sweep_runs_then_skips_finished_runs(tmp_path):
     grid = {"STEPS": [3, 4]}
-    extra = ["WANDB=False", "settings.LoopSettings.checkpoint_every=2",
-             "settings.LoopSettings.eval_every=0", "settings.LoopSettings.progress=False"]
-    rows = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra_params=extra,
+    extra = {"WANDB": False, "settings.LoopSettings.checkpoint_every": 2,
+             "settings.LoopSettings.eval_every": 0, "settings.LoopSettings.progress": False}
+    rows = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra=extra,
                      parallel=2)
     assert [r["status"] for r in rows] == ["finished", "finished"]
     assert all(r["loss"] > 0 and r["tokens"] > 0 for r in rows)
     assert (tmp_path / "summary.json").exists()
     logs = [p.stat().st_mtime for p in tmp_path.glob("*/stdout.log")]
-    again = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra_params=extra)
+    again = run_sweep(base_gin=BASE, grid=grid, sweep_dir=str(tmp_path), extra=extra)
     assert [r["status"] for r in again] == ["finished", "finished"]
     assert [p.stat().st_mtime for p in tmp_path.glob("*/stdout.log")] == logs  # nothing rerun
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 3, -1.5e-05, 2e9, "it's \"quoted\"", "ünï", [], (), ("a",), (1, "b"),
+    {"text": ("text", 0.5), "image": ("image", 0.5)}, {"fsdp": -1, "tensor": 4},
+    [{"a": [1, 2]}, None],
+])
+def test_gin_value_parses_back_to_the_value(value):
+    import gin
+
+    gin.clear_config()
+    try:
+        gin.parse_config(f"X = {gin_value(value)}")
+        assert gin.query_parameter("%X") == value
+    finally:
+        gin.clear_config()
+
+
+def test_gin_value_takes_numpy_scalars_and_paths_and_names_what_it_cannot_write():
+    import numpy as np
+
+    assert gin_value(np.float64(0.25)) == "0.25" and gin_value(np.int32(7)) == "7"
+    assert gin_value(pathlib.Path("a/b")) == "'a/b'"
+    with pytest.raises(ConfigError, match="non-finite"):
+        gin_value(float("inf"))
+    with pytest.raises(ConfigError, match="set has no gin literal"):
+        gin_value({1, 2})

@@ -2,11 +2,13 @@
 as a SLURM job array, resumable, with a summary table at the end.
 
 A sweep is a base gin file (a training config such as ``configs/train/tiny.gin``, which binds
-``main.run.job`` and reads its settings from macros) and a grid over those macros::
+``main.run.job`` and reads its settings from macros) and a grid of values of those macros::
 
-    grid = {"MODEL": ["'tiny'", "'mini'"], "STEPS": [100, 400]}   # 4 runs
+    grid = {"MODEL": ["tiny", "mini"], "STEPS": [100, 400]}   # 4 runs
 
-Each grid point is one run: ``python -m mmlaws.main --gin_file=<base> --gin_param=K=V ...
+Values are Python values (strings, numbers, booleans, None, and lists, tuples and dicts of them);
+:func:`gin_value` writes each as gin reads it back, in this one place. Each grid point is one
+run: ``python -m mmlaws.main --gin_file=<base> --gin_param=K=V ...
 --gin_param=OUTPUT_DIR='<sweep_dir>/<run_id>'``, its run id made from the grid values. A run is
 *finished* when its run record (``<sweep_dir>/<run_id>/<run_id>.jsonl``) holds a ``final``
 line; finished runs are skipped, and an interrupted run is started again with the same output
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import numbers
 import os
 import re
 import shlex
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mmlaws.errors import ConfigError
 from mmlaws.laws.records import read_run
@@ -49,12 +54,39 @@ def run_id(point: Mapping) -> str:
     return "_".join(f"{k}-{clean(v)}" for k, v in point.items())
 
 
-def command(base_gin: str, point: Mapping, output_dir: str, extra: Sequence[str] = ()) -> list[str]:
-    """The argv of one run."""
-    params = [f"{k}={v}" for k, v in point.items()] + list(extra)
-    params.append(f"OUTPUT_DIR={output_dir!r}")
+def gin_value(value: Any) -> str:
+    """``value`` as a gin literal that parses back to it: ``None``, booleans, numbers (numpy
+    scalars too), strings and paths, and lists, tuples and dicts of these.
+
+    >>> gin_value({"code": 0.5, "text": 0.5}), gin_value(("a", 2)), gin_value([1e-05, None])
+    ("{'code': 0.5, 'text': 0.5}", "('a', 2)", '[1e-05, None]')
+    """
+    if value is None or isinstance(value, bool | str):
+        return repr(value)
+    if isinstance(value, os.PathLike):
+        return repr(os.fspath(value))
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise ConfigError(f"gin value {value!r}: gin has no literal for a non-finite number")
+        return repr(float(value))
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{gin_value(k)}: {gin_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        items = [gin_value(v) for v in value]
+        if isinstance(value, list):
+            return "[" + ", ".join(items) + "]"
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    raise ConfigError(f"gin value {value!r}: a {type(value).__name__} has no gin literal")
+
+
+def command(base_gin: str, point: Mapping[str, Any], output_dir: str,
+            extra: Mapping[str, Any] | None = None) -> list[str]:
+    """The argv of one run: ``point``'s bindings, then ``extra``'s, then ``OUTPUT_DIR``."""
+    bindings = {**point, **(extra or {}), "OUTPUT_DIR": output_dir}
     return [sys.executable, "-m", "mmlaws.main", f"--gin_file={base_gin}",
-            *(f"--gin_param={p}" for p in params)]
+            *(f"--gin_param={k}={gin_value(v)}" for k, v in bindings.items())]
 
 
 def _record(output_dir: str, rid: str):
@@ -82,7 +114,7 @@ def _status(rec) -> str:
 def run_sweep(
     *, base_gin: str, sweep_dir: str, grid: Mapping[str, Sequence] | None = None,
     points: Mapping[str, Mapping] | None = None, backend: str = "local", parallel: int = 1,
-    extra_params: Sequence[str] = (), dry_run: bool = False,
+    extra: Mapping[str, Any] | None = None, dry_run: bool = False,
     slurm_options: Mapping[str, str] | None = None,
 ) -> list[dict]:
     """Runs (or submits) every grid point not yet finished; returns the summary rows.
@@ -90,7 +122,8 @@ def run_sweep(
     Give either ``grid`` (every combination of its values) or ``points``, an explicit
     ``{run_id: {macro: value}}`` (for designs that are not a full grid, such as
     :mod:`mmlaws.study`'s). ``parallel`` > 1 runs that many local processes at once.
-    ``extra_params`` are gin bindings added to every run (``"WANDB=False"``).
+    ``extra`` are gin bindings added to every run (``{"WANDB": False}``; a key may also name a
+    parameter, ``{"loop.train.eval_every": 0}``).
     ``slurm_options`` become ``#SBATCH --key=value`` lines (for example
     ``{"partition": "gpu", "gres": "gpu:8", "time": "24:00:00"}``).
     """
@@ -112,7 +145,7 @@ def run_sweep(
             raise ConfigError(f"sweep run id {rid!r}: use letters, digits and . + _ - only")
         out = os.path.join(sweep_dir, rid)
         runs.append({"run_id": rid, "point": point, "output_dir": out,
-                     "argv": command(base_gin, point, out, extra_params),
+                     "argv": command(base_gin, point, out, extra),
                      "status": status(out, rid)})
     todo = [r for r in runs if r["status"] != "finished"]
     print(f"mmlaws sweep: {len(runs)} runs, {len(runs) - len(todo)} already finished, "

@@ -1,4 +1,4 @@
-"""The old import paths of the modules that moved to :mod:`mmlaws.corpora`, for one release.
+"""Deprecated import paths: the modules that moved to :mod:`mmlaws.corpora`, for one release.
 
 Each old module is a few lines: its docstring names the new home, and :func:`forward` warns
 (a :class:`DeprecationWarning`, when the old module is first imported) and serves every name

@@ -1,4 +1,5 @@
-"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports.
+"""Scaling-law engine (paper §3, §5; Eq. 1–6): pure math in float64, no training imports. The
+jobs that write fits, reports and figures are :mod:`mmlaws.study.fit_jobs`.
 
 The names below load their module on first use, so that importing one light module (the
 run-record schema :mod:`~mmlaws.laws.records`, the spike rule :mod:`~mmlaws.laws.spikes`) does
@@ -13,15 +14,16 @@ not import the fitter and its solvers (jaxopt, scipy).
 import importlib
 
 _EXPORTS = {
-    "fit": ("BIMODAL_GRID", "HOFFMANN_GRID", "BimodalFit", "FitInfo", "NModalFit", "UnimodalFit",
-            "fit_bimodal", "fit_nmodal", "fit_unimodal"),
+    "fit": ("BIMODAL_GRID", "GRIDS", "HOFFMANN_GRID", "BimodalFit", "FitInfo", "NModalFit",
+            "UnimodalFit", "fit_bimodal", "fit_nmodal", "fit_unimodal"),
     "forms": ("BimodalLaw", "Interaction", "NModalLaw", "UnimodalLaw", "normalise_shares"),
     "membership": ("membership", "same_modality"),
     "optimal": ("chinchilla_optimal", "competition_barrier", "compute_optimal", "is_synergistic"),
     "profile": ("ProfileInterval", "profile_bimodal", "profile_unimodal"),
-    "published": ("PAPER_DESIGN_D", "PAPER_DESIGN_N", "TABLE1", "TABLE3"),
+    "published": ("HUBER_DELTA", "PAPER_DESIGN_D", "PAPER_DESIGN_N", "TABLE1", "TABLE3"),
     "records": ("RunLogWriter", "RunRecord", "RunTable", "read_csv", "read_run", "read_runs"),
     "solver": ("MultiStartResult", "minimize_multistart"),
+    "table": ("FitSettings", "TableFits", "fit_table"),
     "uncertainty": ("BootstrapResult", "HoldoutResult", "bootstrap_bimodal", "bootstrap_unimodal",
                     "holdout_bimodal", "holdout_unimodal"),
 }

@@ -4,9 +4,9 @@ Eq. 3 fits in log space on the log of the loss, over a grid of starts (Hoffmann 
 
     min Σ_runs w_r · Huber_δ( LSE(a - α log N, b - β log D, e) - log L )
 
-with A = e^a, B = e^b, E = e^e. δ = 0.03 is the paper's choice (the default here); Chinchilla and
-Epoch's replication use 1e-3. The bi-modal fit keeps the uni-modal laws fixed and fits
-(C, a, α, b, β) of Eq. 4 with the same Huber-on-log-loss residuals.
+with A = e^a, B = e^b, E = e^e. δ = 0.03 is the paper's choice (``published.HUBER_DELTA``, the
+default here); Chinchilla and Epoch's replication use 1e-3. The bi-modal fit keeps the uni-modal
+laws fixed and fits (C, a, α, b, β) of Eq. 4 with the same Huber-on-log-loss residuals.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from mmlaws.laws.forms import (
     normalise_shares,
     pairs_of,
 )
+from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.solver import MultiStartResult, minimize_multistart
 
 UNI_PARAMS = ("a", "b", "e", "alpha", "beta")
@@ -46,6 +47,13 @@ BIMODAL_GRID: dict[str, tuple[float, ...]] = {
     "b": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
     "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
     "beta": (0.0, 0.5, 1.0, 1.5, 2.0),
+}
+# Start grids by name (``FitSettings.grid``): Hoffmann et al.'s, the one the paper followed
+# (§5.1), and a quicker look with exponents of at most 1 only (1,620 starts), which is not the
+# paper's procedure.
+GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "hoffmann": HOFFMANN_GRID,
+    "coarse": {k: (v[:3] if k in ("alpha", "beta") else v) for k, v in HOFFMANN_GRID.items()},
 }
 
 
@@ -171,7 +179,7 @@ def _as_f64(*arrays) -> list[np.ndarray]:
 
 
 def fit_unimodal(
-    N, D, loss, *, huber_delta: float = 0.03, grid: Mapping | None = None,
+    N, D, loss, *, huber_delta: float = HUBER_DELTA, grid: Mapping | None = None,
     weights=None, method: str = "lbfgs", source: str = "",
 ) -> UnimodalFit:
     """Fits Eq. 2 to runs (N parameters, D tokens, final loss) as Eq. 3 does.
@@ -206,7 +214,7 @@ def _info(res: MultiStartResult, grid, names, delta, N) -> FitInfo:
 
 
 def fit_bimodal(
-    N, D_i, D_j, loss, law_i: UnimodalLaw, law_j: UnimodalLaw, *, huber_delta: float = 0.03,
+    N, D_i, D_j, loss, law_i: UnimodalLaw, law_j: UnimodalLaw, *, huber_delta: float = HUBER_DELTA,
     grid: Mapping | None = None, weights=None, method: str = "lbfgs",
     names: tuple[str, str] = ("i", "j"),
 ) -> BimodalFit:
@@ -250,7 +258,7 @@ def nmodal_objective(p, log_n, log_dpair, scale, base, log_l, w, delta):
 
 def fit_nmodal(
     N, D, shares: Sequence[Mapping[str, float]], loss, laws: Mapping[str, UnimodalLaw], *,
-    huber_delta: float = 0.03, grid: Mapping | None = None, method: str = "lbfgs",
+    huber_delta: float = HUBER_DELTA, grid: Mapping | None = None, method: str = "lbfgs",
 ) -> NModalFit:
     """Fits the pairwise interactions of the n-modal law (``forms`` module) jointly.
 

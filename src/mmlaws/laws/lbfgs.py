@@ -5,10 +5,10 @@ of all starts has finished, so every start pays for the worst start's trials, an
 finish early sit idle until the slowest one is done. Here every *trial point* is one step of a
 single loop. Each slot is at some point of its own line search; a step evaluates the objective
 and gradient at every slot's trial point at once, then each slot either accepts the point (an
-L-BFGS iteration ends and a new direction is formed) or picks its next trial step. A slot whose
-start has ended is written out and refilled with the next pending start, and when the queue is
-empty the live slots are compacted into a smaller pool (``k → k/8 → k/64``) so that the few
-slow starts at the end do not carry a full pool's cost.
+L-BFGS iteration ends and a new direction is formed) or picks its next trial step. Which start
+a slot holds is the scheduler's business (:mod:`mmlaws.laws.scheduler`): a slot whose start has
+ended is refilled with the next pending start, and the live slots are compacted into smaller
+pools (``k → k/8 → k/64``) once the queue is empty.
 
 The algorithm per start is the standard one (Nocedal & Wright 2006, Alg. 7.5 with the two-loop
 recursion of Alg. 7.4), with scipy L-BFGS-B's choices where there are several:
@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from mmlaws.laws import scheduler
 
 GTOL, FTOL, MAXITER, LINESEARCH_FAILED, NONFINITE = 0, 1, 2, 3, 4
 STATUS = {GTOL: "converged (gradient)", FTOL: "converged (relative reduction)",
@@ -45,8 +48,59 @@ EXTRAPOLATE, TMAX = 4.0, 1e10
 EPS = 2.2e-16
 
 
-def _two_loop(g, S, Y, rho, gamma):
-    """−H·g for gradients g [k, P] with memory S, Y [k, m, P] (oldest first), rho [k, m]."""
+class Memory(NamedTuple):
+    """Each slot's last ``m`` correction pairs, oldest first (zeros where a pair is empty)."""
+
+    s: jax.Array  # [k, m, P] steps x_{i+1} − x_i
+    y: jax.Array  # [k, m, P] gradient changes g_{i+1} − g_i
+    rho: jax.Array  # [k, m] 1 / sᵀy, 0 for an empty pair
+    gamma: jax.Array  # [k] scale of the initial inverse Hessian, sᵀy / yᵀy of the newest pair
+
+
+class Search(NamedTuple):
+    """Each slot's line search along its direction: the trial step and the bracket around it."""
+
+    direction: jax.Array  # [k, P] d
+    slope: jax.Array  # [k] dᵀg at the base point (negative: a descent direction)
+    step: jax.Array  # [k] the trial step t: the next point evaluated is x + t·d
+    lo_step: jax.Array  # [k] largest step known to pass the Armijo test (0: the base point)
+    lo_value: jax.Array  # [k] objective at lo_step
+    lo_slope: jax.Array  # [k] dᵀg at lo_step
+    lo_grad: jax.Array  # [k, P] gradient at lo_step
+    hi_step: jax.Array  # [k] smallest step that failed the Armijo test (inf: none yet)
+    trials: jax.Array  # [k] int, trial points of this search so far
+
+
+class Slots(NamedTuple):
+    """The state of a pool of k slots, each running one start."""
+
+    x: jax.Array  # [k, P] base point of the current iteration
+    f: jax.Array  # [k] objective at x
+    g: jax.Array  # [k, P] gradient at x
+    search: Search
+    memory: Memory
+    iterations: jax.Array  # [k] int, accepted L-BFGS iterations
+    evaluations: jax.Array  # [k] int, objective-and-gradient evaluations
+    at_start: jax.Array  # [k] bool: the next evaluation is the start point itself
+
+
+class Trial(NamedTuple):
+    """The objective at every slot's trial point x + t·d."""
+
+    x: jax.Array  # [k, P]
+    f: jax.Array  # [k], inf where not finite
+    g: jax.Array  # [k, P]
+    slope: jax.Array  # [k] dᵀg there (0 where not finite)
+    finite: jax.Array  # [k] bool
+
+
+def _dot(u, v):
+    return jnp.sum(u * v, -1)
+
+
+def _two_loop(g, memory: Memory):
+    """−H·g for gradients g [k, P] (Nocedal & Wright Alg. 7.4)."""
+    S, Y, rho, gamma = memory
     m = S.shape[1]
     q, alphas = g, []
     for i in reversed(range(m)):
@@ -60,196 +114,173 @@ def _two_loop(g, S, Y, rho, gamma):
     return -r
 
 
-def _select(mask, new, old):
-    """Per-slot choice between two pytrees whose leaves have a leading slot axis."""
-    return jax.tree.map(lambda n, o: jnp.where(_col(mask, o), n, o), new, old)
+def _forget(memory: Memory, keep) -> Memory:
+    """The memory of the slots where ``keep`` [k]; an empty one elsewhere."""
+    S, Y, rho, gamma = memory
+    return Memory(jnp.where(scheduler.column(keep, S), S, 0.0),
+                  jnp.where(scheduler.column(keep, Y), Y, 0.0),
+                  jnp.where(keep[:, None], rho, 0.0), jnp.where(keep, gamma, 1.0))
 
 
-def _col(mask, like):
-    """``mask`` [k] shaped to broadcast against ``like`` [k, ...]."""
-    return mask.reshape((-1,) + (1,) * (like.ndim - 1))
+def fresh(x0, history: int) -> Slots:
+    """Slots about to evaluate their start points ``x0`` [k, P]."""
+    k, P = x0.shape
+    z = jnp.zeros((k,), x0.dtype)
+    search = Search(direction=jnp.zeros_like(x0), slope=z, step=z, lo_step=z, lo_value=z,
+                    lo_slope=z, lo_grad=jnp.zeros_like(x0),
+                    hi_step=jnp.full((k,), jnp.inf, x0.dtype), trials=jnp.zeros((k,), jnp.int32))
+    memory = Memory(jnp.zeros((k, history, P), x0.dtype), jnp.zeros((k, history, P), x0.dtype),
+                    jnp.zeros((k, history), x0.dtype), jnp.ones((k,), x0.dtype))
+    count = jnp.zeros((k,), jnp.int32)
+    return Slots(x=x0, f=jnp.full((k,), jnp.inf, x0.dtype), g=jnp.zeros_like(x0), search=search,
+                 memory=memory, iterations=count, evaluations=count,
+                 at_start=jnp.ones((k,), bool))
+
+
+def new_search(memory: Memory, f, g, keep_memory) -> tuple[Search, Memory]:
+    """The search from a base point (objective ``f``, gradient ``g``) along −H·g, with the
+    memory kept where ``keep_memory``; where −H·g does not descend, along −g from an empty
+    memory. The first trial step is 1, or min(1, 1/‖g‖) from an empty memory (scipy's)."""
+    memory = _forget(memory, keep_memory)
+    d = _two_loop(g, memory)
+    slope = _dot(d, g)
+    descends = (slope < 0) & jnp.isfinite(slope)
+    empty = ~jnp.any(memory.rho > 0, axis=1) | ~descends
+    d = jnp.where(descends[:, None], d, -g)
+    slope = jnp.where(descends, slope, -_dot(g, g))
+    memory = _forget(memory, descends)
+    gnorm = jnp.sqrt(_dot(g, g))
+    step = jnp.where(empty, jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm, 1e-300)), 1.0)
+    search = Search(direction=d, slope=slope, step=step, lo_step=jnp.zeros_like(step),
+                    lo_value=f, lo_slope=slope, lo_grad=g,
+                    hi_step=jnp.full_like(step, jnp.inf), trials=jnp.zeros_like(slope, jnp.int32))
+    return search, memory
+
+
+def _evaluate(value_and_grad, st: Slots, args) -> Trial:
+    x = st.x + st.search.step[:, None] * st.search.direction
+    f, g = value_and_grad(x, args)
+    finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g), -1)
+    return Trial(x=x, f=jnp.where(finite, f, jnp.inf), g=g,
+                 slope=jnp.where(finite, _dot(g, st.search.direction), 0.0), finite=finite)
+
+
+def _next_step(t, trial: Trial, armijo, lo_step, lo_value, lo_slope, hi_step):
+    """The next trial step: within a bracket that failed the Armijo test, the minimum of the
+    quadratic through (lo_step: value, slope) and (t: value), safeguarded to the bracket's
+    [10%, 50%]; past a point that passed it, ×4 (unbracketed) or bisection (bracketed)."""
+    width = hi_step - lo_step
+    curv = trial.f - (lo_value + lo_slope * width)
+    tq = lo_step - lo_slope * width * width / (2.0 * jnp.where(curv > 0, curv, 1.0))
+    tq = jnp.where(trial.finite & (curv > 0) & jnp.isfinite(tq), tq, lo_step + 0.1 * width)
+    tq = jnp.clip(tq, lo_step + 0.1 * width, lo_step + 0.5 * width)
+    further = jnp.where(jnp.isinf(hi_step), jnp.minimum(EXTRAPOLATE * t, TMAX),
+                        0.5 * (lo_step + hi_step))
+    return jnp.where(~armijo, tq, further), width
+
+
+def _line_search(search: Search, f, trial: Trial, searching, maxls: int):
+    """The weak-Wolfe test of each searching slot's trial point: (the search continued,
+    the trial point accepted, the best Armijo point accepted after ``maxls`` trials, the
+    search failed without any Armijo point)."""
+    t = search.step
+    armijo = trial.finite & (trial.f <= f + C1 * t * search.slope)
+    curvature = trial.slope >= C2 * search.slope
+    accept_trial = searching & armijo & curvature
+    raise_lo = searching & armijo & ~curvature  # sufficient decrease, still descending
+    lo_step = jnp.where(raise_lo, t, search.lo_step)
+    lo_value = jnp.where(raise_lo, trial.f, search.lo_value)
+    lo_slope = jnp.where(raise_lo, trial.slope, search.lo_slope)
+    lo_grad = jnp.where(raise_lo[:, None], trial.g, search.lo_grad)
+    hi_step = jnp.where(searching & ~armijo, t, search.hi_step)
+    step, width = _next_step(t, trial, armijo, lo_step, lo_value, lo_slope, hi_step)
+    trials = search.trials + 1
+    exhausted = searching & ~accept_trial & ((trials >= maxls) | (step <= 0) | (width <= 0))
+    continued = Search(search.direction, search.slope, step, lo_step, lo_value, lo_slope,
+                       lo_grad, hi_step, trials)
+    return continued, accept_trial, exhausted & (lo_step > 0), exhausted & ~(lo_step > 0)
+
+
+def _remember(memory: Memory, s, y, accepted) -> Memory:
+    """The pair (s, y) appended where an iteration was accepted with positive curvature."""
+    sy, yy = _dot(s, y), _dot(y, y)
+    push = accepted & (sy > EPS * yy) & (yy > 0)
+    roll = lambda a, v: jnp.where(scheduler.column(push, a),
+                                  jnp.concatenate([a[:, 1:], v[:, None]], 1), a)
+    return Memory(roll(memory.s, s), roll(memory.y, y),
+                  roll(memory.rho, 1.0 / jnp.where(push, sy, 1.0)),
+                  jnp.where(push, sy / jnp.where(push, yy, 1.0), memory.gamma))
+
+
+def _status(st: Slots, f, g, iterations, accepted, failed, trial: Trial, maxiter, tol, ftol):
+    """Why each slot's start ends after this step, or -1 (:data:`scheduler.NOT_ENDED`)."""
+    scale = jnp.maximum(jnp.maximum(jnp.abs(st.f), jnp.abs(f)), 1.0)
+    stalled = accepted & (st.f - f <= ftol * scale)
+    had_memory = jnp.any(st.memory.rho > 0, axis=1)
+    status = jnp.full(f.shape, scheduler.NOT_ENDED, jnp.int32)
+    status = jnp.where(iterations >= maxiter, MAXITER, status)
+    status = jnp.where(failed & ~had_memory, LINESEARCH_FAILED, status)
+    status = jnp.where(stalled, FTOL, status)
+    status = jnp.where((accepted | st.at_start) & (jnp.max(jnp.abs(g), -1) <= tol), GTOL, status)
+    return jnp.where(st.at_start & ~trial.finite, NONFINITE, status)
+
+
+def step(st: Slots, args, *, value_and_grad, maxiter: int, maxls: int, tol: float,
+         ftol: float) -> tuple[Slots, jax.Array]:
+    """Evaluates every slot's trial point once: a start's first point, a line-search trial,
+    or (after the search accepts a point) the first trial along a new direction."""
+    trial = _evaluate(value_and_grad, st, args)
+    start = st.at_start
+    search, accept_trial, accept_lo, failed = _line_search(st.search, st.f, trial, ~start, maxls)
+    accepted = accept_trial | accept_lo
+    t = jnp.where(accept_trial, st.search.step, search.lo_step)
+    f_acc = jnp.where(accept_trial, trial.f, search.lo_value)
+    g_acc = jnp.where(accept_trial[:, None], trial.g, search.lo_grad)
+    s = t[:, None] * st.search.direction
+    memory = _remember(st.memory, s, g_acc - st.g, accepted)
+
+    col = lambda v: v[:, None]
+    x = jnp.where(col(start), trial.x, jnp.where(col(accepted), st.x + s, st.x))
+    f = jnp.where(start, trial.f, jnp.where(accepted, f_acc, st.f))
+    g = jnp.where(col(start), trial.g, jnp.where(col(accepted), g_acc, st.g))
+    iterations = st.iterations + accepted.astype(jnp.int32)
+    status = _status(st, f, g, iterations, accepted, failed, trial, maxiter, tol, ftol)
+
+    # a new direction after an accepted point, at a start, or after a failed search (from an
+    # empty memory); otherwise the next trial of the current search
+    renew = accepted | start | failed
+    restart = new_search(memory, f, g, keep_memory=~failed)
+    search, memory = scheduler.select(renew, restart, (search, memory))
+    return Slots(x=x, f=f, g=g, search=search, memory=memory, iterations=iterations,
+                 evaluations=st.evaluations + 1, at_start=jnp.zeros_like(start)), status
 
 
 @functools.lru_cache(maxsize=64)
-def runner(fun: Callable, num_params: int, pools: tuple[int, ...], history: int, maxiter: int,
-           maxls: int, tol: float, ftol: float, batched_args: bool):
+def runner(fun: Callable, pools: tuple[int, ...], history: int, maxiter: int, maxls: int,
+           tol: float, ftol: float, batched_args: bool):
     """Jitted ``run(starts [S, P], args) -> (x [S, P], f [S], status [S], iters [S], nfev [S])``.
 
-    ``pools`` are the slot counts of the successive pools (largest first).
+    ``pools`` are the slot counts of the successive pools (largest first, :func:`pool_sizes`).
     """
-    P, m = num_params, history
-    _vg = jax.vmap(jax.value_and_grad(lambda x, a: fun(x, *a)),
-                   in_axes=(0, 0 if batched_args else None))
-    vg = lambda x, a: _vg(x, tuple(a))
-    dot = lambda u, v: jnp.sum(u * v, -1)
-
-    def fresh(x0):
-        """State of slots about to evaluate their start points ``x0`` [k, P]."""
-        k = x0.shape[0]
-        z = jnp.zeros((k,), x0.dtype)
-        return dict(
-            x=x0, f=jnp.full((k,), jnp.inf, x0.dtype), g=jnp.zeros_like(x0),
-            d=jnp.zeros_like(x0), dg0=z, t=z, t_lo=z, f_lo=z, dg_lo=z, g_lo=jnp.zeros_like(x0),
-            t_hi=jnp.full((k,), jnp.inf, x0.dtype), ls=jnp.zeros((k,), jnp.int32),
-            it=jnp.zeros((k,), jnp.int32), nfev=jnp.zeros((k,), jnp.int32),
-            S=jnp.zeros((k, m, P), x0.dtype), Y=jnp.zeros((k, m, P), x0.dtype),
-            rho=jnp.zeros((k, m), x0.dtype), gamma=jnp.ones((k,), x0.dtype),
-            new=jnp.ones((k,), bool),
-        )
-
-    def direction(S, Y, rho, gamma, g, keep_memory):
-        """New search direction and first trial step from gradient ``g``."""
-        S, Y = jnp.where(_col(keep_memory, S), S, 0.0), jnp.where(_col(keep_memory, Y), Y, 0.0)
-        rho = jnp.where(keep_memory[:, None], rho, 0.0)
-        gamma = jnp.where(keep_memory, gamma, 1.0)
-        d = _two_loop(g, S, Y, rho, gamma)
-        dg = dot(d, g)
-        ok = (dg < 0) & jnp.isfinite(dg)
-        empty = ~jnp.any(rho > 0, axis=1) | ~ok  # steepest descent from an empty memory
-        d = jnp.where(ok[:, None], d, -g)
-        dg = jnp.where(ok, dg, -dot(g, g))
-        S, Y = jnp.where(_col(ok, S), S, 0.0), jnp.where(_col(ok, Y), Y, 0.0)
-        rho, gamma = jnp.where(ok[:, None], rho, 0.0), jnp.where(ok, gamma, 1.0)
-        gnorm = jnp.sqrt(dot(g, g))
-        t = jnp.where(empty, jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm, 1e-300)), 1.0)
-        return dict(d=d, dg0=dg, t=t, S=S, Y=Y, rho=rho, gamma=gamma)
-
-    def step(st, args):
-        xt = st["x"] + st["t"][:, None] * st["d"]
-        ft, gt = vg(xt, args)
-        finite = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt), -1)
-        ft = jnp.where(finite, ft, jnp.inf)
-        dgt = jnp.where(finite, dot(gt, st["d"]), 0.0)
-        new = st["new"]
-
-        # --- line-search bookkeeping for slots that are searching
-        t, t_lo, t_hi = st["t"], st["t_lo"], st["t_hi"]
-        armijo = finite & (ft <= st["f"] + C1 * t * st["dg0"])
-        curv = dgt >= C2 * st["dg0"]
-        accept_t = ~new & armijo & curv
-        lo_up = ~new & armijo & ~curv  # sufficient decrease, still descending: raise t_lo
-        t_lo2 = jnp.where(lo_up, t, t_lo)
-        f_lo2 = jnp.where(lo_up, ft, st["f_lo"])
-        dg_lo2 = jnp.where(lo_up, dgt, st["dg_lo"])
-        g_lo2 = jnp.where(lo_up[:, None], gt, st["g_lo"])
-        t_hi2 = jnp.where(~new & ~armijo, t, t_hi)
-        width = t_hi2 - t_lo2
-        curvq = ft - (f_lo2 + dg_lo2 * width)  # interpolate on the Armijo failure [t_lo, t_hi]
-        tq = t_lo2 - dg_lo2 * width * width / (2.0 * jnp.where(curvq > 0, curvq, 1.0))
-        tq = jnp.where(finite & (curvq > 0) & jnp.isfinite(tq), tq, t_lo2 + 0.1 * width)
-        tq = jnp.clip(tq, t_lo2 + 0.1 * width, t_lo2 + 0.5 * width)
-        t_next = jnp.where(
-            ~armijo, tq,
-            jnp.where(jnp.isinf(t_hi2), jnp.minimum(EXTRAPOLATE * t, TMAX), 0.5 * (t_lo2 + t_hi2)))
-        ls = st["ls"] + 1
-        out_of_trials = ~new & ~accept_t & ((ls >= maxls) | (t_next <= 0) | (width <= 0))
-        accept_lo = out_of_trials & (t_lo2 > 0)
-        ls_failed = out_of_trials & ~(t_lo2 > 0)
-        accept = accept_t | accept_lo
-
-        t_acc = jnp.where(accept_t, t, t_lo2)
-        f_new = jnp.where(accept_t, ft, f_lo2)
-        g_new = jnp.where(accept_t[:, None], gt, g_lo2)
-
-        # --- memory update on accepted iterations (only pairs with positive curvature)
-        s = t_acc[:, None] * st["d"]
-        y = g_new - st["g"]
-        sy, yy = dot(s, y), dot(y, y)
-        push = accept & (sy > EPS * yy) & (yy > 0)
-        roll = lambda a, v: jnp.where(_col(push, a), jnp.concatenate([a[:, 1:], v[:, None]], 1), a)
-        S, Y = roll(st["S"], s), roll(st["Y"], y)
-        rho = roll(st["rho"], 1.0 / jnp.where(push, sy, 1.0))
-        gamma = jnp.where(push, sy / jnp.where(push, yy, 1.0), st["gamma"])
-
-        # --- the base point after this step, and what ends
-        c = lambda v: v[:, None]
-        x = jnp.where(c(new), xt, jnp.where(c(accept), st["x"] + s, st["x"]))
-        f = jnp.where(new, ft, jnp.where(accept, f_new, st["f"]))
-        g = jnp.where(c(new), gt, jnp.where(c(accept), g_new, st["g"]))
-        it = st["it"] + accept.astype(jnp.int32)
-        gmax = jnp.max(jnp.abs(g), -1)
-        scale = jnp.maximum(jnp.maximum(jnp.abs(st["f"]), jnp.abs(f)), 1.0)
-        stalled = accept & (st["f"] - f <= ftol * scale)
-        had_memory = jnp.any(st["rho"] > 0, axis=1)
-        status = jnp.full(t.shape, -1, jnp.int32)
-        status = jnp.where(it >= maxiter, MAXITER, status)
-        status = jnp.where(ls_failed & ~had_memory, LINESEARCH_FAILED, status)
-        status = jnp.where(stalled, FTOL, status)
-        status = jnp.where((accept | new) & (gmax <= tol), GTOL, status)
-        status = jnp.where(new & ~finite, NONFINITE, status)
-
-        # --- next trial: a new direction after an accepted point, a fresh start or a failed
-        # search (memory cleared); otherwise the next step of the current search
-        renew = accept | new | ls_failed
-        dirn = direction(S, Y, rho, gamma, g, keep_memory=~ls_failed)
-        z = jnp.zeros_like(t)
-        restart = dict(dirn, t_lo=z, f_lo=f, dg_lo=dirn["dg0"], g_lo=g,
-                       t_hi=jnp.full_like(t, jnp.inf), ls=jnp.zeros_like(ls))
-        cont = dict(d=st["d"], dg0=st["dg0"], t=t_next, S=S, Y=Y, rho=rho, gamma=gamma,
-                    t_lo=t_lo2, f_lo=f_lo2, dg_lo=dg_lo2, g_lo=g_lo2, t_hi=t_hi2, ls=ls)
-        st = dict(st, **_select(renew, restart, cont), x=x, f=f, g=g, it=it,
-                  nfev=st["nfev"] + 1, new=jnp.zeros_like(new))
-        return st, status
-
-    def pool_loop(carry, starts, all_args, until):
-        S_ = starts.shape[0]
-
-        def body(c):
-            st, slot_args, idx, nxt, out = c
-            st, status = step(st, slot_args)
-            done = (idx < S_) & (status >= 0)
-            sink = jnp.where(done, idx, S_)
-            put = lambda o, v: o.at[sink].set(v, mode="drop")
-            out = dict(x=put(out["x"], st["x"]), f=put(out["f"], st["f"]),
-                       status=put(out["status"], status), it=put(out["it"], st["it"]),
-                       nfev=put(out["nfev"], st["nfev"]))
-            new_idx = jnp.where(done, nxt + jnp.cumsum(done) - 1, idx)
-            new_idx = jnp.where(done & (new_idx >= S_), S_, new_idx)
-            refill = done & (new_idx < S_)
-            take = jnp.minimum(new_idx, S_ - 1)
-            st = _select(refill, fresh(starts[take]), st)
-            if batched_args:
-                slot_args = jax.tree.map(
-                    lambda a, o: jnp.where(_col(refill, o), a[take], o),
-                    all_args, slot_args)
-            return st, slot_args, new_idx, nxt + jnp.sum(done), out
-
-        def cond(c):
-            _, _, idx, nxt, _ = c
-            return (nxt < S_) | (jnp.sum(idx < S_) > until)
-
-        return jax.lax.while_loop(cond, body, carry)
+    vg = jax.vmap(jax.value_and_grad(lambda x, a: fun(x, *a)),
+                  in_axes=(0, 0 if batched_args else None))
+    one_step = functools.partial(step, value_and_grad=lambda x, a: vg(x, tuple(a)),
+                                 maxiter=maxiter, maxls=maxls, tol=tol, ftol=ftol)
 
     @jax.jit
     def run(starts, args):
-        S_ = starts.shape[0]
-        k = pools[0]
-        idx = jnp.arange(k)
-        slot_args = jax.tree.map(lambda a: a[:k], args) if batched_args else args
-        st = fresh(starts[:k])
-        out = dict(x=starts, f=jnp.full((S_,), jnp.inf, starts.dtype),
-                   status=jnp.full((S_,), MAXITER, jnp.int32),
-                   it=jnp.zeros((S_,), jnp.int32), nfev=jnp.zeros((S_,), jnp.int32))
-        carry = (st, slot_args, idx, jnp.asarray(k), out)
-        for i, size in enumerate(pools):
-            if i:  # compact the live slots (queue empty, at most `size` live) into a smaller pool
-                st, slot_args, idx, nxt, out = carry
-                order = jnp.argsort(idx >= S_, stable=True)[:size]
-                st = jax.tree.map(lambda a, o=order: a[o], st)
-                if batched_args:
-                    slot_args = jax.tree.map(lambda a, o=order: a[o], slot_args)
-                carry = (st, slot_args, idx[order], nxt, out)
-            until = pools[i + 1] if i + 1 < len(pools) else 0
-            carry = pool_loop(carry, starts, args, until)
-        out = carry[4]
+        out = scheduler.run(starts, args, init=lambda x0, _: fresh(x0, history), step=one_step,
+                            report=lambda st: {"x": st.x, "f": st.f, "it": st.iterations,
+                                               "nfev": st.evaluations},
+                            pools=pools, batched_args=batched_args)
         return out["x"], out["f"], out["status"], out["it"], out["nfev"]
 
     return run
 
 
-def pool_sizes(num_starts: int, slots: int) -> tuple[int, ...]:
-    """Slot counts of the successive pools: ``slots``, then ÷8 while above 8."""
-    k = max(1, min(slots, num_starts))
+def pool_sizes(num_starts: int, num_slots: int) -> tuple[int, ...]:
+    """Slot counts of the successive pools: ``num_slots``, then ÷8 while above 8."""
+    k = max(1, min(num_slots, num_starts))
     sizes = [k]
     while sizes[-1] > 8:
         sizes.append(max(1, sizes[-1] // 8))

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import stats
 
 from mmlaws.laws import fit as fitting
+from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.solver import minimize_multistart
 from mmlaws.laws.uncertainty import REFIT_TOLERANCES
 
@@ -152,7 +153,7 @@ def _crossings(values, stat, threshold, estimate):
 # ----------------------------------------------------------------------------- public helpers
 def profile_unimodal(
     N, D, loss, fit, *, params: tuple[str, ...] = ("alpha", "beta"), level: float = 0.95,
-    huber_delta: float = 0.03, num_points: int = 25,
+    huber_delta: float = HUBER_DELTA, num_points: int = 25,
 ) -> dict[str, ProfileInterval]:
     """Profile intervals of an Eq. 2 fit's parameters (``alpha``, ``beta``; or ``a``, ``b``,
     ``e`` for log A, log B, log E)."""
@@ -170,7 +171,7 @@ def profile_unimodal(
 
 def profile_bimodal(
     N, D_i, D_j, loss, fit, *, params: tuple[str, ...] = ("alpha", "beta"), level: float = 0.95,
-    huber_delta: float = 0.03, num_points: int = 25,
+    huber_delta: float = HUBER_DELTA, num_points: int = 25,
 ) -> dict[str, ProfileInterval]:
     """Profile intervals of an Eq. 4 fit's interaction parameters (``C``, ``a``, ``b``,
     ``alpha``, ``beta``), the uni-modal laws held fixed as in the fit."""

@@ -6,8 +6,9 @@ Backends, all returning a :class:`MultiStartResult` that accounts for every star
   computation in which every step evaluates one trial point per slot, so that no start waits for
   another's line search (on the Chinchilla data it runs the 4,500-start grid in about 1.4 s on
   two CPU cores; ``benchmarks/laws_bench.py``).
-* ``"jaxopt"``: ``jaxopt.LBFGS`` vmapped over a pool of slots that are refilled as starts end;
-  each step pays for the slowest slot's line search (about 10× slower here).
+* ``"jaxopt"``: ``jaxopt.LBFGS`` vmapped over a pool of slots that are refilled as starts end
+  (the same scheduler, :mod:`mmlaws.laws.scheduler`); each step pays for the slowest slot's line
+  search (about 10× slower here).
 * ``"optax"``: ``optax.lbfgs`` in the same slot scheme.
 * ``"scipy"``: L-BFGS-B in a Python loop, the reference.
 
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mmlaws.laws import lbfgs
+from mmlaws.laws import lbfgs, scheduler
 
 Objective = Callable[..., jax.Array]  # fun(params [P], *args) -> scalar
 STATUS = lbfgs.STATUS
@@ -97,8 +98,8 @@ def minimize_multistart(
         if method == "scipy":
             out = _scipy(fun, starts, args, batched_args, maxiter, tol, ftol, history)
         elif method == "lbfgs":
-            run = lbfgs.runner(fun, starts.shape[1], lbfgs.pool_sizes(len(starts), slots),
-                               history, maxiter, maxls, float(tol), float(ftol), batched_args)
+            run = lbfgs.runner(fun, lbfgs.pool_sizes(len(starts), slots), history, maxiter,
+                               maxls, float(tol), float(ftol), batched_args)
             out = jax.device_get(run(jnp.asarray(starts), args))
         else:
             k = int(min(slots, starts.shape[0]))
@@ -122,8 +123,8 @@ def minimize_multistart(
 
 # ----------------------------------------------------------------------------- slot engine
 def _stepper(fun: Objective, method: str, maxiter: int, tol: float):
-    """(init(x, args) -> state, step(x, state, args) -> (x, state), error(state), value(state),
-    failed(state)): ``error`` is the largest absolute gradient entry."""
+    """(init(x, args) -> state, update(x, state, args) -> (x, state), error(state),
+    value(state), failed(state)): ``error`` is the largest absolute gradient entry."""
     if method == "jaxopt":
         import jaxopt
 
@@ -160,63 +161,40 @@ def _stepper(fun: Objective, method: str, maxiter: int, tol: float):
 
 @functools.lru_cache(maxsize=64)
 def _slot_runner(fun, method, k, maxiter, tol, ftol, batched_args):
-    init, step, error, value, failed = _stepper(fun, method, maxiter, tol)
+    """jaxopt's or optax's L-BFGS vmapped over the slots of :mod:`mmlaws.laws.scheduler`; a slot's
+    state is (x, the solver's state, iterations, the previous objective)."""
+    init, update, error, value, failed = _stepper(fun, method, maxiter, tol)
     ax = 0 if batched_args else None
     v_init = jax.vmap(init, in_axes=(0, ax))
-    v_step = jax.vmap(step, in_axes=(0, 0, ax))
+    v_update = jax.vmap(update, in_axes=(0, 0, ax))
 
-    def take(args, idx):
-        return jax.tree.map(lambda a: a[idx], args) if batched_args else args
+    def start(x0, args):
+        return x0, v_init(x0, args), jnp.zeros((k,), jnp.int32), jnp.full((k,), jnp.inf)
+
+    def step(slot, args):
+        x, state, it, prev = slot
+        x, state = v_update(x, state, args)
+        it = it + 1
+        val, err, failed_ls = value(state), error(state), failed(state)
+        scale = jnp.maximum(jnp.maximum(jnp.abs(prev), jnp.abs(val)), 1.0)
+        status = jnp.full((k,), scheduler.NOT_ENDED, jnp.int32)
+        status = jnp.where(it >= maxiter, lbfgs.MAXITER, status)
+        status = jnp.where(failed_ls, lbfgs.LINESEARCH_FAILED, status)
+        status = jnp.where(~failed_ls & (prev - val <= ftol * scale), lbfgs.FTOL, status)
+        status = jnp.where(~failed_ls & (err <= tol), lbfgs.GTOL, status)
+        bad = ~jnp.isfinite(val) | ~jnp.all(jnp.isfinite(x), axis=1)
+        return (x, state, it, val), jnp.where(bad, lbfgs.NONFINITE, status)
+
+    def report(slot):
+        x, state, it, _ = slot
+        return {"x": x, "f": value(state), "it": it}
 
     @jax.jit
     def run(starts, args):
-        S = starts.shape[0]
-        idx = jnp.arange(k)
-        x = starts[idx]
-        state = v_init(x, take(args, idx))
-        out = (starts, jnp.full((S,), jnp.inf), jnp.full((S,), lbfgs.MAXITER, jnp.int32),
-               jnp.zeros((S,), jnp.int32))
-
-        def body(carry):
-            x, state, idx, nxt, it, prev, out = carry
-            x, state = v_step(x, state, take(args, jnp.minimum(idx, S - 1)))
-            it = it + 1
-            val, err = value(state), error(state)
-            scale = jnp.maximum(jnp.maximum(jnp.abs(prev), jnp.abs(val)), 1.0)
-            failed_ls = failed(state)
-            status = jnp.full((k,), -1, jnp.int32)
-            status = jnp.where(it >= maxiter, lbfgs.MAXITER, status)
-            status = jnp.where(failed_ls, lbfgs.LINESEARCH_FAILED, status)
-            status = jnp.where(~failed_ls & (prev - val <= ftol * scale), lbfgs.FTOL, status)
-            status = jnp.where(~failed_ls & (err <= tol), lbfgs.GTOL, status)
-            bad = ~jnp.isfinite(val) | ~jnp.all(jnp.isfinite(x), axis=1)
-            status = jnp.where(bad, lbfgs.NONFINITE, status)
-            done = (status >= 0) & (idx < S)
-            sink = jnp.where(done, idx, S)  # out-of-range rows are dropped by the scatter
-            put = lambda o, v: o.at[sink].set(v, mode="drop")
-            out = (put(out[0], x), put(out[1], val), put(out[2], status), put(out[3], it))
-            new = jnp.where(done, nxt + jnp.cumsum(done) - 1, idx)
-            new = jnp.where(done & (new >= S), S, new)
-            nxt = nxt + jnp.sum(done)
-            refill = done & (new < S)
-
-            def load(xs):  # start the next pending starts in the freed slots
-                x, state = xs
-                fresh_x = starts[jnp.minimum(new, S - 1)]
-                fresh = v_init(fresh_x, take(args, jnp.minimum(new, S - 1)))
-                shape = lambda a: refill.reshape((-1,) + (1,) * (a.ndim - 1))
-                pick = lambda old, nw: jnp.where(shape(old), nw, old)
-                return pick(x, fresh_x), jax.tree.map(pick, state, fresh)
-
-            x, state = jax.lax.cond(jnp.any(refill), load, lambda xs: xs, (x, state))
-            it = jnp.where(done, 0, it)
-            prev = jnp.where(done, jnp.inf, val)
-            return x, state, jnp.where(done, new, idx), nxt, it, prev, out
-
-        inf = jnp.full((k,), jnp.inf)
-        carry = (x, state, idx, jnp.asarray(k), jnp.zeros((k,), jnp.int32), inf, out)
-        x, f, status, it = jax.lax.while_loop(lambda c: jnp.any(c[2] < S), body, carry)[6]
-        return x, f, status, it, it + 1  # one evaluation per iteration is a lower bound
+        out = scheduler.run(starts, args, init=start, step=step, report=report, pools=(k,),
+                        batched_args=batched_args)
+        # one evaluation per iteration is a lower bound
+        return out["x"], out["f"], out["status"], out["it"], out["it"] + 1
 
     return run
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from mmlaws.laws import fit as fitting
 from mmlaws.laws.forms import UnimodalLaw
+from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.solver import minimize_multistart
 
 # Replicates start at the full-data optimum and need accurate optima rather than the multi-start
@@ -55,7 +56,7 @@ class BootstrapResult:
 
 def bootstrap_unimodal(
     N, D, loss, fit: UnimodalLaw, *, num_samples: int = 1000, method: str = "runs",
-    huber_delta: float = 0.03, seed: int = 0,
+    huber_delta: float = HUBER_DELTA, seed: int = 0,
 ) -> BootstrapResult:
     """Bootstrap of an Eq. 2 fit: refits on resampled runs (or residuals), all at once."""
     N, D, loss = (np.asarray(a, np.float64) for a in (N, D, loss))
@@ -75,7 +76,7 @@ def bootstrap_unimodal(
 
 def bootstrap_bimodal(
     N, D_i, D_j, loss, fit: fitting.BimodalFit, *, num_samples: int = 1000,
-    method: str = "runs", huber_delta: float = 0.03, seed: int = 0,
+    method: str = "runs", huber_delta: float = HUBER_DELTA, seed: int = 0,
 ) -> BootstrapResult:
     """Bootstrap of the interaction terms of an Eq. 4 fit (uni-modal laws held fixed)."""
     N, D_i, D_j, loss = (np.asarray(a, np.float64) for a in (N, D_i, D_j, loss))

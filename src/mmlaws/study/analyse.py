@@ -1,7 +1,7 @@
 """A study's analysis: laws on the finished runs, then the paper's phenomena (§5, §6).
 
 :func:`analyse` returns one JSON-ready dict (written as ``study.json``) plus the objects the
-report plots. Law fits come from :func:`mmlaws.laws.jobs.fit_table` on the law runs (batch-scan
+report plots. Law fits come from :func:`mmlaws.laws.fit_table` on the law runs (batch-scan
 runs at other batch sizes are left out); the phenomena from :mod:`mmlaws.analysis`:
 
 - flatness per dataset after warm-up (``loss_per_dataset`` step curves: datasets that share a
@@ -21,8 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from mmlaws import analysis
-from mmlaws.laws import jobs
 from mmlaws.laws.records import RunTable
+from mmlaws.laws.table import FitSettings, Progress, TableFits, fit_table
 
 
 @dataclasses.dataclass
@@ -31,7 +31,7 @@ class Analysis:
 
     results: dict
     table: RunTable  # the law runs
-    fits: jobs.TableFits
+    fits: TableFits
     ratios: dict  # (i, j) -> {run_id of the pair run: RatioCurve}
     all_runs: RunTable
 
@@ -50,10 +50,9 @@ def _try(fn, *args, **kw):
 
 
 def analyse(
-    all_runs: RunTable, design: Mapping[str, Mapping], *, huber_delta: float = 0.03,
-    grid: str = "hoffmann", bootstrap_samples: int = 200, holdout_sizes: int = 1,
+    all_runs: RunTable, design: Mapping[str, Mapping], *, fit: FitSettings = FitSettings(),
     warmup_tokens: float = 0.0, flatness_window: float = 0.1, flatness_eps: float = 1e-3,
-    plots_dir=None,
+    progress: Progress | None = None,
 ) -> Analysis:
     """Laws and phenomena of a study's finished runs.
 
@@ -61,8 +60,8 @@ def analyse(
       all_runs: the study's finished runs (``read_runs(<study>/runs)``).
       design: :func:`mmlaws.study.design.plan`'s runs (roles, models, budgets); runs not in it
         are ignored.
-      huber_delta, grid, bootstrap_samples, holdout_sizes: the law fits
-        (:func:`mmlaws.laws.jobs.fit_table`).
+      fit: how the laws are fitted (:func:`mmlaws.laws.fit_table`); ``progress`` its
+        progress hook (none: silent).
       warmup_tokens: tokens before the flatness analysis starts (the runs' warm-up).
       flatness_window: window of the flatness criterion as a fraction of each run's tokens.
       flatness_eps: relative decrease below which a window is flat.
@@ -72,9 +71,7 @@ def analyse(
     runs = all_runs.take(keep)
     law_idx = [k for k, r in enumerate(runs.run_id) if design[str(r)]["role"] == "law"]
     table = runs.take(law_idx)
-    fits = jobs.fit_table(table, huber_delta=huber_delta, grid=grid,
-                          bootstrap_samples=bootstrap_samples, holdout_sizes=holdout_sizes,
-                          plots_dir=plots_dir)
+    fits = fit_table(table, fit, progress=progress)
     results = {"runs": _run_rows(runs, design), "laws": fits.results}
     results["flatness"] = _flatness(runs, warmup_tokens, flatness_window, flatness_eps)
     ratios, results["ratio"] = _ratios(table, design, fits)
@@ -114,7 +111,7 @@ def _flatness(runs: RunTable, warmup, window, eps) -> dict:
     return out
 
 
-def _ratios(table: RunTable, design, fits: jobs.TableFits):
+def _ratios(table: RunTable, design, fits: TableFits):
     curves, rows = {}, []
     by_key = {(tuple(design[str(r)]["datasets"]), design[str(r)]["model"],
                design[str(r)]["tokens"]): table.records[k] for k, r in enumerate(table.run_id)}
@@ -139,7 +136,7 @@ def _ratios(table: RunTable, design, fits: jobs.TableFits):
     return curves, rows
 
 
-def _spikes(runs: RunTable, law_runs: RunTable, fits: jobs.TableFits) -> dict:
+def _spikes(runs: RunTable, law_runs: RunTable, fits: TableFits) -> dict:
     """Spike counts of every run; the correlation over each pair's law runs (one batch size)."""
     counts = analysis.spike_counts(runs.records)
     out = {"counts": counts, "correlation": {}}
@@ -154,7 +151,7 @@ def _spikes(runs: RunTable, law_runs: RunTable, fits: jobs.TableFits) -> dict:
     return out
 
 
-def _batch(runs: RunTable, design, fits: jobs.TableFits) -> dict:
+def _batch(runs: RunTable, design, fits: TableFits) -> dict:
     scan = [k for k, r in enumerate(runs.run_id) if design[str(r)]["role"] == "batch"]
     if not scan:
         return {}

@@ -1,7 +1,7 @@
 """A study's report folder: ``README.md`` with tables, and PNG figures after the paper's.
 
 - ``fig1_loss_curves.png`` — training loss per dataset set against tokens, a line per run (Fig. 1).
-- ``fit_<dataset>.png`` — each uni-modal law against its runs (Fig. 2), from the law engine.
+- ``fit_<dataset>.png`` — each uni-modal law against its runs (Fig. 2).
 - ``fig3_pair_<i>_<j>.png`` — Eq. 4 against the pair's runs, and its residuals (Fig. 3).
 - ``fig4_barrier_<i>_<j>.png`` — the competition barrier D(N), Eq. 6's optimum, the runs (Fig. 4).
 - ``fig5_ratio_<i>_<j>.png`` — ½(L_i + L_j)/L_pair over training with the predicted final ratio.
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from mmlaws.analysis import running_median
 from mmlaws.laws.optimal import competition_barrier
 from mmlaws.study.analyse import Analysis
+from mmlaws.study.law_plots import plot_unimodal_fits
 
 
 def write_report(a: Analysis, out: str | pathlib.Path, *, title: str = "mmlaws study") -> list:
@@ -27,7 +28,7 @@ def write_report(a: Analysis, out: str | pathlib.Path, *, title: str = "mmlaws s
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = [_loss_curves(a, out / "fig1_loss_curves.png")]
-    files += [out / f"fit_{n}.png" for n in a.fits.unimodal if (out / f"fit_{n}.png").exists()]
+    files += plot_unimodal_fits(a.table, a.fits, out)
     for (i, j), fit in a.fits.bimodal.items():
         files.append(_pair_fit(a, (i, j), fit, out / f"fig3_pair_{i}_{j}.png"))
         files.append(_barrier(a, (i, j), fit, out / f"fig4_barrier_{i}_{j}.png"))
