@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["mmlaws.laws", "mmlaws.laws.forms", "mmlaws.laws.optimal", "mmlaws.laws.membership"]
+MODULES = ["mmlaws.laws", "mmlaws.laws.forms", "mmlaws.laws.optimal", "mmlaws.laws.membership",
+           "mmlaws.laws.power"]
 
 
 @pytest.mark.parametrize("name", MODULES)
