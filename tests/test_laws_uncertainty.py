@@ -57,6 +57,46 @@ def test_sigma_membership_eq1():
         same_modality(np.ones((2, 3)))
 
 
+@pytest.mark.parametrize(("gap", "member"), [(1.5, True), (2.19, True), (2.21, False),
+                                             (3.0, False)])
+def test_sigma_membership_reads_eq1_on_perplexities(gap, member):
+    """Eq. 1 on perplexities: member while the cross loss is within 2 ln 3 = 2.197 nats of the
+    in-domain loss. A gap of 1.5 nats separates this from the prose's σ× perplexity (ln 3 = 1.10
+    nats: distinct); a gap of 3 nats at in-domain loss 1 separates it from Eq. 1 applied to
+    losses (4 ≤ 9 × 1: member)."""
+    from mmlaws.laws import membership
+
+    cross = np.array([[1.0, 1.0 + gap], [1.0, 1.0]])
+    assert bool(membership(cross, sigma=3.0)[0, 1]) is member
+
+
+def test_stratified_bootstrap_keeps_every_model_size():
+    from mmlaws.laws.uncertainty import _replicates
+
+    N = np.repeat([1e4, 1e5, 1e6, 1e7], 2)  # four sizes x two budgets
+    rng = np.random.default_rng(0)
+    w, _ = _replicates(rng, 500, np.zeros(8), np.zeros(8), "stratified", N)
+    per_size = w.reshape(500, 4, 2).sum(-1)
+    assert np.all(per_size == 2)  # every size keeps its two runs' worth of weight
+    w, _ = _replicates(rng, 500, np.zeros(8), np.zeros(8), "runs", N)
+    lost = np.any(w.reshape(500, 4, 2).sum(-1) == 0, axis=1).mean()
+    assert 0.25 < lost < 0.5  # whole-run resampling drops a size about 38% of the time
+
+
+def test_holdout_by_budget_and_reducible_error():
+    law, N, D, L = _runs(1e-3, 3)
+    grid = {k: v[::2] for k, v in __import__("mmlaws.laws").laws.HOFFMANN_GRID.items()}
+    res = holdout_unimodal(N, D, L, axis="D", grid=grid)
+    assert set(D[res.held_out]) == {100e9} and res.axis == "D"
+    E = res.fit.E
+    expected = (res.fit.predict(N[res.held_out], D[res.held_out]) - L[res.held_out]) / (
+        L[res.held_out] - E)
+    np.testing.assert_allclose(res.reducible_error, expected)
+    assert abs(res.mean_abs_reducible_error) >= res.mean_abs_relative_error
+    with pytest.raises(ValueError, match="hold-out axis"):
+        holdout_unimodal(N, D, L, axis="C")
+
+
 def test_intervals_keep_infinite_replicates():
     """Replicates without a finite value (a pair that never turns synergistic) give an infinite
     upper bound, not NaN."""

@@ -18,6 +18,7 @@ _EXPORTS = {
             "UnimodalFit", "fit_bimodal", "fit_nmodal", "fit_unimodal"),
     "forms": ("BimodalLaw", "Interaction", "NModalLaw", "UnimodalLaw", "normalise_shares"),
     "membership": ("membership", "same_modality"),
+    "power": ("DesignPower", "design_power", "interaction_power", "rescale_law"),
     "optimal": ("chinchilla_optimal", "competition_barrier", "compute_optimal", "is_synergistic"),
     "profile": ("ProfileInterval", "profile_bimodal", "profile_unimodal"),
     "published": ("HUBER_DELTA", "PAPER_DESIGN_D", "PAPER_DESIGN_N", "TABLE1", "TABLE3"),

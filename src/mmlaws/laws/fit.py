@@ -216,15 +216,24 @@ def _info(res: MultiStartResult, grid, names, delta, N) -> FitInfo:
 def fit_bimodal(
     N, D_i, D_j, loss, law_i: UnimodalLaw, law_j: UnimodalLaw, *, huber_delta: float = HUBER_DELTA,
     grid: Mapping | None = None, weights=None, method: str = "lbfgs",
-    names: tuple[str, str] = ("i", "j"),
+    names: tuple[str, str] = ("i", "j"), base=None,
 ) -> BimodalFit:
-    """Fits (C, A, alpha, B, beta) of Eq. 4 on a pair's runs, the uni-modal laws given."""
+    """Fits (C, A, alpha, B, beta) of Eq. 4 on a pair's runs, the uni-modal laws given.
+
+    ``base`` [R]: ½(L_i + L_j) per pair run. By default it comes from the uni-modal laws; give
+    the *observed* losses of uni-modal runs at the pair run's per-modality tokens to fit only
+    what the pair adds, so that the uni-modal laws' misfit is not absorbed into C_ij.
+    """
     N, D_i, D_j, loss = _as_f64(N, D_i, D_j, loss)
     check_runs({"N": N, "D_i": D_i, "D_j": D_j, "loss": loss}, min_runs=6)
     _check_design(N, D_i + D_j)
     grid = BIMODAL_GRID if grid is None else grid
     w = np.ones_like(N) if weights is None else _as_f64(weights)[0]
-    base = 0.5 * (law_i.predict(N, D_i) + law_j.predict(N, D_j))
+    if base is None:
+        base = 0.5 * (law_i.predict(N, D_i) + law_j.predict(N, D_j))
+    else:
+        (base,) = _as_f64(base)
+        check_runs({"N": N, "base": base}, min_runs=6)
     args = (np.log(N), np.log(D_i + D_j), base, np.log(loss), w, np.float64(huber_delta))
     res = minimize_multistart(bimodal_objective, grid_starts(grid, BI_PARAMS), args, method=method)
     info = _info(res, grid, BI_PARAMS, huber_delta, N)

@@ -171,17 +171,19 @@ def profile_unimodal(
 
 def profile_bimodal(
     N, D_i, D_j, loss, fit, *, params: tuple[str, ...] = ("alpha", "beta"), level: float = 0.95,
-    huber_delta: float = HUBER_DELTA, num_points: int = 25,
+    huber_delta: float = HUBER_DELTA, num_points: int = 25, base=None,
 ) -> dict[str, ProfileInterval]:
     """Profile intervals of an Eq. 4 fit's interaction parameters (``C``, ``a``, ``b``,
-    ``alpha``, ``beta``), the uni-modal laws held fixed as in the fit."""
+    ``alpha``, ``beta``), the uni-modal part held fixed as in the fit: the laws' ½(L_i + L_j),
+    or the observed ``base`` the fit used (:func:`~mmlaws.laws.fit.fit_bimodal`)."""
     N, D_i, D_j, loss = (np.asarray(a, np.float64) for a in (N, D_i, D_j, loss))
     fitting.check_runs({"N": N, "D_i": D_i, "D_j": D_j, "loss": loss}, min_runs=6)
     t = fit.interaction
     p_hat = np.array([t.C, np.log(t.A), np.log(t.B), t.alpha, t.beta])
-    data = (np.log(N), np.log(D_i + D_j), fit.independent(N, D_i, D_j), np.log(loss),
-            np.ones_like(N), np.float64(huber_delta))
-    r = np.log(fit.predict(N, D_i, D_j)) - np.log(loss)
+    base = fit.independent(N, D_i, D_j) if base is None else np.asarray(base, np.float64)
+    data = (np.log(N), np.log(D_i + D_j), base, np.log(loss), np.ones_like(N),
+            np.float64(huber_delta))
+    r = np.log(base + t.value(N, D_i + D_j)) - np.log(loss)
     kinds = ("C", "log", "log", "exp", "exp")
     return {q: profile_interval(fitting.bimodal_objective, p_hat, data, r,
                                 names=fitting.BI_PARAMS, kinds=kinds, which=q,

@@ -1,10 +1,16 @@
 """Uncertainty and honesty: bootstrap intervals and held-out prediction error.
 
 Bootstrap refits are vectorised: every replicate is one start of the same multi-start solver,
-with its own per-run weights (``method="runs"``: multinomial counts, i.e. resampling runs with
-replacement) or its own synthetic losses (``method="residuals"``: the fitted law times resampled
-log-residuals, a semi-parametric bootstrap that keeps the design fixed). Each replicate starts at
-the full-data optimum. Intervals are percentile intervals over the replicates.
+with its own per-run weights or its own synthetic losses:
+
+- ``method="stratified"`` (the default): runs resampled with replacement *within each model
+  size*, so that no replicate loses a size (on a grid of four sizes × two budgets, resampling
+  whole runs drops at least one size in about 38% of replicates, and α then wanders freely);
+- ``method="runs"``: runs resampled with replacement over the whole table (multinomial counts);
+- ``method="residuals"``: the fitted law times resampled log-residuals, a semi-parametric
+  bootstrap that keeps the design fixed.
+
+Each replicate starts at the full-data optimum. Intervals are percentile intervals.
 
 At the paper's design the percentile intervals undercover the weakly identified exponents (β of
 Eq. 2 about 81% at 1% noise, the Eq. 4 exponents 62–75%; ``benchmarks/laws_coverage.py``); the
@@ -55,14 +61,14 @@ class BootstrapResult:
 
 
 def bootstrap_unimodal(
-    N, D, loss, fit: UnimodalLaw, *, num_samples: int = 1000, method: str = "runs",
+    N, D, loss, fit: UnimodalLaw, *, num_samples: int = 1000, method: str = "stratified",
     huber_delta: float = HUBER_DELTA, seed: int = 0,
 ) -> BootstrapResult:
     """Bootstrap of an Eq. 2 fit: refits on resampled runs (or residuals), all at once."""
     N, D, loss = (np.asarray(a, np.float64) for a in (N, D, loss))
     fitting.check_runs({"N": N, "D": D, "loss": loss}, min_runs=6)
     rng = np.random.default_rng(seed)
-    w, log_l = _replicates(rng, num_samples, np.log(loss), np.log(fit.predict(N, D)), method)
+    w, log_l = _replicates(rng, num_samples, np.log(loss), np.log(fit.predict(N, D)), method, N)
     B = num_samples
     args = (np.broadcast_to(np.log(N), (B, len(N))), np.broadcast_to(np.log(D), (B, len(N))),
             log_l, w, np.full((B,), huber_delta))
@@ -76,15 +82,18 @@ def bootstrap_unimodal(
 
 def bootstrap_bimodal(
     N, D_i, D_j, loss, fit: fitting.BimodalFit, *, num_samples: int = 1000,
-    method: str = "runs", huber_delta: float = HUBER_DELTA, seed: int = 0,
+    method: str = "stratified", huber_delta: float = HUBER_DELTA, seed: int = 0, base=None,
 ) -> BootstrapResult:
-    """Bootstrap of the interaction terms of an Eq. 4 fit (uni-modal laws held fixed)."""
+    """Bootstrap of the interaction terms of an Eq. 4 fit (uni-modal laws held fixed).
+
+    ``base``: the observed ½(L_i + L_j) the fit used (:func:`~mmlaws.laws.fit.fit_bimodal`);
+    default, the uni-modal laws' prediction."""
     N, D_i, D_j, loss = (np.asarray(a, np.float64) for a in (N, D_i, D_j, loss))
     fitting.check_runs({"N": N, "D_i": D_i, "D_j": D_j, "loss": loss}, min_runs=6)
     rng = np.random.default_rng(seed)
-    pred = fit.predict(N, D_i, D_j)
-    w, log_l = _replicates(rng, num_samples, np.log(loss), np.log(pred), method)
-    base = fit.independent(N, D_i, D_j)
+    base = fit.independent(N, D_i, D_j) if base is None else np.asarray(base, np.float64)
+    pred = base + fit.interaction.value(N, D_i + D_j)
+    w, log_l = _replicates(rng, num_samples, np.log(loss), np.log(pred), method, N)
     B, R = num_samples, len(N)
     args = (np.broadcast_to(np.log(N), (B, R)), np.broadcast_to(np.log(D_i + D_j), (B, R)),
             np.broadcast_to(base, (B, R)), log_l, w, np.full((B,), huber_delta))
@@ -97,9 +106,15 @@ def bootstrap_bimodal(
     return BootstrapResult(samples, res.num_converged, method)
 
 
-def _replicates(rng, B, log_loss, log_pred, method):
+def _replicates(rng, B, log_loss, log_pred, method, N):
     """Per-replicate run weights [B, R] and log-losses [B, R]."""
     R = len(log_loss)
+    if method == "stratified":
+        w = np.zeros((B, R))
+        for size in np.unique(N):
+            idx = np.flatnonzero(N == size)
+            w[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1.0 / idx.size), size=B)
+        return w, np.broadcast_to(log_loss, (B, R))
     if method == "runs":
         w = rng.multinomial(R, np.full(R, 1.0 / R), size=B).astype(np.float64)
         return w, np.broadcast_to(log_loss, (B, R))
@@ -107,52 +122,82 @@ def _replicates(rng, B, log_loss, log_pred, method):
         resid = log_loss - log_pred
         resid = (resid - resid.mean()) * np.sqrt(R / max(R - 5, 1))  # centred, df-corrected
         return np.ones((B, R)), log_pred + resid[rng.integers(0, R, size=(B, R))]
-    raise ValueError(f"unknown bootstrap method {method!r}; expected 'runs' or 'residuals'")
+    raise ValueError(f"unknown bootstrap method {method!r}; expected 'stratified', 'runs' or "
+                     "'residuals'")
 
 
 @dataclasses.dataclass(frozen=True)
 class HoldoutResult:
-    """A law fitted without the held-out runs, and its relative error on them."""
+    """A law fitted without the held-out runs, and its error on them.
+
+    ``relative_error`` is (predicted − observed) / observed per held-out run; ``reducible_error``
+    the same error as a fraction of the observed reducible loss, (predicted − observed) /
+    (observed − E), E from the refitted law (the part of the loss a law has to explain).
+    """
 
     fit: UnimodalLaw | fitting.BimodalFit
     held_out: np.ndarray  # indices of the held-out runs
-    relative_error: np.ndarray  # (predicted - observed) / observed, per held-out run
+    relative_error: np.ndarray  # [H]
+    reducible_error: np.ndarray  # [H]
+    axis: str = "N"  # what was held out: the largest model sizes ("N") or budgets ("D")
 
     @property
     def mean_abs_relative_error(self) -> float:
         return float(np.mean(np.abs(self.relative_error)))
 
+    @property
+    def mean_abs_reducible_error(self) -> float:
+        return float(np.mean(np.abs(self.reducible_error)))
 
-def holdout_unimodal(N, D, loss, *, num_sizes: int = 1, **fit_kwargs) -> HoldoutResult:
-    """Fits without the runs at the ``num_sizes`` largest model sizes; predicts those runs."""
+
+def holdout_unimodal(N, D, loss, *, num_sizes: int = 1, axis: str = "N",
+                     **fit_kwargs) -> HoldoutResult:
+    """Fits without the runs at the ``num_sizes`` largest values of ``axis`` (``"N"``: model
+    sizes, ``"D"``: token budgets); predicts those runs."""
     N, D, loss = (np.asarray(a, np.float64) for a in (N, D, loss))
-    held, train = _held(N, num_sizes, 6)
+    held, train = _held({"N": N, "D": D}, axis, num_sizes, 6)
     f = fitting.fit_unimodal(N[train], D[train], loss[train], **fit_kwargs)
-    err = (f.predict(N[held], D[held]) - loss[held]) / loss[held]
-    return HoldoutResult(fit=f, held_out=held, relative_error=err)
+    pred = f.predict(N[held], D[held])
+    return _result(f, held, pred, loss[held], f.E, axis)
 
 
-def _held(N, num_sizes: int, min_fit: int):
-    sizes = np.unique(N)
-    if sizes.size <= num_sizes + 1:
-        raise ValueError(f"{sizes.size} model sizes leave too few to fit after holding out "
+def _result(f, held, pred, observed, E, axis) -> HoldoutResult:
+    err = pred - observed
+    return HoldoutResult(fit=f, held_out=held, relative_error=err / observed,
+                         reducible_error=err / np.maximum(observed - E, 1e-12), axis=axis)
+
+
+def _held(columns: dict, axis: str, num_sizes: int, min_fit: int):
+    if axis not in columns:
+        raise ValueError(f"hold-out axis {axis!r}: expected one of {sorted(columns)}")
+    x = columns[axis]
+    values = np.unique(x)
+    what = "model sizes" if axis == "N" else "token budgets"
+    if values.size <= num_sizes + 1:
+        raise ValueError(f"{values.size} {what} leave too few to fit after holding out "
                          f"{num_sizes}")
-    held = np.flatnonzero(N >= sizes[-num_sizes])
-    train = np.setdiff1d(np.arange(len(N)), held)
+    held = np.flatnonzero(x >= values[-num_sizes])
+    train = np.setdiff1d(np.arange(len(x)), held)
     if train.size < min_fit:
-        raise ValueError(f"holding out the {num_sizes} largest size(s) leaves {train.size} runs; "
+        raise ValueError(f"holding out the {num_sizes} largest {what} leaves {train.size} runs; "
                          f"the fit needs {min_fit}")
     return held, train
 
 
 def holdout_bimodal(N, D_i, D_j, loss, law_i: UnimodalLaw, law_j: UnimodalLaw, *,
-                    num_sizes: int = 1, **fit_kwargs) -> HoldoutResult:
-    """Eq. 4 fitted without the pair's runs at the ``num_sizes`` largest model sizes; predicts
-    those runs. ``law_i``, ``law_j`` should be fitted without those sizes too (a true
-    extrapolation); ``fit_kwargs`` go to :func:`~mmlaws.laws.fit.fit_bimodal`."""
+                    num_sizes: int = 1, axis: str = "N", base=None,
+                    **fit_kwargs) -> HoldoutResult:
+    """Eq. 4 fitted without the pair's runs at the ``num_sizes`` largest model sizes (``axis``
+    ``"N"``) or total budgets (``"D"``); predicts those runs. ``law_i``, ``law_j`` should be
+    fitted without those runs too (a true extrapolation); ``base`` (observed ½(L_i + L_j)) as in
+    :func:`~mmlaws.laws.fit.fit_bimodal` for the fitted runs — the held-out runs are predicted
+    from the laws alone. ``fit_kwargs`` go to :func:`~mmlaws.laws.fit.fit_bimodal`."""
     N, D_i, D_j, loss = (np.asarray(a, np.float64) for a in (N, D_i, D_j, loss))
-    held, train = _held(N, num_sizes, 6)
-    f = fitting.fit_bimodal(N[train], D_i[train], D_j[train], loss[train], law_i, law_j,
-                            **fit_kwargs)
-    err = (f.predict(N[held], D_i[held], D_j[held]) - loss[held]) / loss[held]
-    return HoldoutResult(fit=f, held_out=held, relative_error=err)
+    held, train = _held({"N": N, "D": D_i + D_j}, axis, num_sizes, 6)
+    kw = dict(fit_kwargs)
+    if base is not None:
+        kw["base"] = np.asarray(base, np.float64)[train]
+    f = fitting.fit_bimodal(N[train], D_i[train], D_j[train], loss[train], law_i, law_j, **kw)
+    pred = f.predict(N[held], D_i[held], D_j[held])
+    E = 0.5 * (law_i.E + law_j.E)
+    return _result(f, held, pred, loss[held], E, axis)
