@@ -13,11 +13,15 @@ not import the fitter and its solvers (jaxopt, scipy).
 
 import importlib
 
+# Loaded now (numpy only): the function ``membership`` shares its module's name, and a lazily
+# loaded submodule would otherwise shadow it as a package attribute.
+from mmlaws.laws.membership import membership as membership
+from mmlaws.laws.membership import same_modality as same_modality
+
 _EXPORTS = {
     "fit": ("BIMODAL_GRID", "GRIDS", "HOFFMANN_GRID", "BimodalFit", "FitInfo", "NModalFit",
             "UnimodalFit", "fit_bimodal", "fit_nmodal", "fit_unimodal"),
     "forms": ("BimodalLaw", "Interaction", "NModalLaw", "UnimodalLaw", "normalise_shares"),
-    "membership": ("membership", "same_modality"),
     "power": ("DesignPower", "design_power", "interaction_power", "rescale_law"),
     "optimal": ("chinchilla_optimal", "competition_barrier", "compute_optimal", "is_synergistic"),
     "profile": ("ProfileInterval", "profile_bimodal", "profile_unimodal"),
@@ -31,7 +35,7 @@ _EXPORTS = {
 _ALIASES = {"bootstrap": "bootstrap_unimodal"}
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted([*_MODULE_OF, *_ALIASES])
+__all__ = sorted([*_MODULE_OF, *_ALIASES, "membership", "same_modality"])
 
 
 def __getattr__(name: str):
