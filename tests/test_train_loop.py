@@ -13,6 +13,7 @@ from mmlaws.laws import read_runs
 from mmlaws.laws.records import read_run
 from mmlaws.train import NonFiniteLossError, RestartPolicy, SyntheticBatches, train
 from mmlaws.train.checkpoint import Checkpointer
+from mmlaws.train.runlog import Tracking
 
 TINIER = {"num_layers": 1, "d_model": 32, "num_heads": 2, "d_head": 16}
 DATASETS = {"prose": ("text", 0.5), "voice": ("speech", 0.5)}
@@ -32,7 +33,7 @@ class Altered(SyntheticBatches):
 def _train(tmp_path, data, **kw):
     args = dict(output_dir=str(tmp_path / "run"), data=data, total_steps=12, model="tiny",
                 model_overrides=TINIER, peak_lr=1e-2, warmup_steps=2, mesh_shape={"fsdp": 2,
-                "data": -1}, checkpoint_every=3, use_wandb=False, progress=False,
+                "data": -1}, checkpoint_every=3, tracking=Tracking(wandb=False), progress=False,
                 eval_data=SyntheticBatches(DATASETS, "tiny", batch_size=8, seq_len=16, seed=9),
                 eval_every=6, eval_batches=1)
     return train(**{**args, **kw})

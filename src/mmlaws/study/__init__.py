@@ -17,6 +17,7 @@ does steps 3–4 once the runs have finished. Running the study again skips fini
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -85,7 +86,8 @@ def run_study(
     lr = None if peak_lr is None else float(peak_lr)
     extra = {"VOCAB": repr(layout.lower()), "PEAK_LR": repr(lr),
              "WARMUP": str(warmup_steps), "EVAL_BATCHES": str(eval_batches),
-             "CHECKPOINT_EVERY": str(checkpoint_every)}
+             "CHECKPOINT_EVERY": str(checkpoint_every),
+             "WANDB_GROUP": repr(wandb_group(out))}
     points = design_lib.points(runs, data_dir=data_dir, extra=extra)
     t1 = time.perf_counter()
     rows = sweep.run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
@@ -140,6 +142,13 @@ def report_study(
     print(f"mmlaws study: report {out}/README.md with {len(files) - 1} figures; "
           f"results {out}/study.json")
     return a.results
+
+
+def wandb_group(study_dir: str | os.PathLike) -> str:
+    """The wandb group of a study's runs: ``<folder name>-<6 hex digits of its absolute
+    path>``, readable and distinct from a same-named study elsewhere."""
+    path = os.path.abspath(study_dir)
+    return f"{os.path.basename(path)}-{hashlib.sha256(path.encode()).hexdigest()[:6]}"
 
 
 def _json(v):

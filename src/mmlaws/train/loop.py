@@ -1,7 +1,8 @@
 """The training loop: ``train(...)``, a keyword-only function that gin configures.
 
 Outputs under ``output_dir``: ``<run_id>.jsonl`` (the run record, see
-:mod:`mmlaws.laws.records`), ``checkpoints/`` (orbax) and ``wandb/`` (offline mirror).
+:mod:`mmlaws.laws.records`), ``checkpoints/`` (orbax), and the mirrors ``tracking`` asks for
+(``wandb/``, ``tensorboard/``; see :mod:`mmlaws.train.runlog`).
 Running the same command again resumes from the newest loadable checkpoint.
 
 The ``data`` and ``eval_data`` iterators yield the batch dicts of
@@ -30,7 +31,7 @@ from mmlaws.train.checkpoint import Checkpointer, CheckpointError
 from mmlaws.train.distributed import host, initialize_distributed, place_batch
 from mmlaws.train.optimizer import Recipe, peak_learning_rate
 from mmlaws.train.restart import NonFiniteLossError, PlateauWatch, RestartPolicy
-from mmlaws.train.runlog import RunLog
+from mmlaws.train.runlog import RunLog, Tracking
 from mmlaws.train.state import abstract_state, init_state, state_shardings
 from mmlaws.train.step import jit_steps
 from mmlaws.train.synthetic import resolve_vocab
@@ -42,7 +43,7 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
           seed: int = 0, run_id: str | None = None, checkpoint_every: int = 100,
           keep_checkpoints: int = 3, eval_every: int = 0, eval_batches: int = 2,
           restart: RestartPolicy = RestartPolicy(), spike_factor: float = 5.0,
-          use_wandb: bool = True, progress: bool = True,
+          tracking: Tracking = Tracking(), progress: bool = True,
           rng_impl: str = "threefry2x32", shares: dict | None = None,
           process_local_batches: bool = False) -> dict:
     """Train ``model`` (a :data:`PRESETS` name) for ``total_steps`` updates; returns the final
@@ -63,7 +64,7 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
               seed=seed, restart=restart, spike_factor=spike_factor, rng_impl=rng_impl,
               shares=dict(shares or data.shares), process_local=process_local_batches)
     header = run.header(model)
-    log = RunLog(output_dir, header, use_wandb=use_wandb)
+    log = RunLog(output_dir, header, tracking=tracking)
     ckpt = Checkpointer(os.path.join(output_dir, "checkpoints"), every=checkpoint_every,
                         keep=keep_checkpoints)
     try:
