@@ -11,9 +11,8 @@ import pytest
 
 from mmlaws.laws import read_runs
 from mmlaws.laws.records import read_run
-from mmlaws.train import NonFiniteLossError, RestartPolicy, SyntheticBatches, train
+from mmlaws.train import NonFiniteLossError, RestartPolicy, SyntheticBatches, Tracking, train
 from mmlaws.train.checkpoint import Checkpointer
-from mmlaws.train.runlog import Tracking
 
 TINIER = {"num_layers": 1, "d_model": 32, "num_heads": 2, "d_head": 16}
 DATASETS = {"prose": ("text", 0.5), "voice": ("speech", 0.5)}

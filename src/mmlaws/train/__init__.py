@@ -8,13 +8,15 @@ Public API::
 
 Modules: ``optimizer`` (recipe), ``state``, ``step``, ``vocab_parallel`` (shard_map
 cross-entropy), ``metrics``, ``checkpoint`` (orbax), ``restart`` (§4.5 policy), ``runlog``
-(JSONL + wandb), ``distributed`` (several processes), ``synthetic`` (a token source),
-``memory`` (per-device memory planner), ``loop``.
+(JSONL, mirrored to wandb and TensorBoard as ``Tracking`` says), ``tensorboard`` (event files),
+``distributed`` (several processes), ``synthetic`` (a token source), ``memory`` (per-device
+memory planner), ``loop``.
 """
 
 from mmlaws.train.loop import train
 from mmlaws.train.optimizer import Recipe, learning_rate_schedule, make_optimizer
 from mmlaws.train.restart import NonFiniteLossError, RestartPolicy
+from mmlaws.train.runlog import Tracking
 from mmlaws.train.state import TrainState, init_state
 from mmlaws.train.step import jit_steps, train_step
 from mmlaws.train.synthetic import SyntheticBatches
@@ -24,6 +26,7 @@ __all__ = [
     "Recipe",
     "RestartPolicy",
     "SyntheticBatches",
+    "Tracking",
     "TrainState",
     "init_state",
     "jit_steps",
