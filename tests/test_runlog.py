@@ -80,7 +80,7 @@ def test_study_groups_are_distinct_per_folder(tmp_path):
 
 
 def test_offline_runs_of_two_studies_stay_apart_and_resume(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     tracking = Tracking(project="p", group="g", tags=("t1", "t2"), tensorboard=False)
     ids = []
@@ -92,6 +92,7 @@ def test_offline_runs_of_two_studies_stay_apart_and_resume(tmp_path, monkeypatch
         log.write({"kind": "step", "step": 1, "loss": 2.0, "loss_per_dataset": {"code": 2.0}})
         log.close()
         ids.append(run.id)
+    wandb.teardown()  # stop wandb's service now, not while a later test runs
     assert ids[0] != ids[1] and ids[2] == ids[0]
     runs = sorted(p.name for p in (tmp_path / "a" / "wandb").iterdir()
                   if p.name.startswith("offline-run-"))
