@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.write:
         CONSTRAINTS.write_text(text)
-        print(f"lock: wrote {CONSTRAINTS} ({text.count('==')} pins)")
+        count = sum(1 for ln in text.splitlines() if ln and not ln.startswith("#"))
+        print(f"lock: wrote {CONSTRAINTS} ({count} pins)")
     else:
         sys.stdout.write(text)
     return 0
