@@ -51,7 +51,8 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
     −1 (default ``{"data": -1}``). ``peak_lr`` defaults to the preset's Table 2 value.
     ``rng_impl`` picks the PRNG behind dropout: ``threefry2x32`` (default; the same bits
     however the arrays are sharded) or ``rbg`` (XLA's RngBitGenerator, much cheaper on CPU/GPU,
-    but its bits may change with the sharding)."""
+    but its bits may change with the sharding). ``tracking`` says where the run log is mirrored
+    (wandb, TensorBoard) and under which names (:class:`mmlaws.train.runlog.Tracking`)."""
     initialize_distributed()
     if model not in PRESETS:
         raise ConfigError(f"model must be one of {sorted(PRESETS)}, got {model!r}")
