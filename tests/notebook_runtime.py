@@ -4,10 +4,11 @@ a JAX of its own, into which each notebook's first cell installs mmlaws.
 ``build_runtime`` makes that environment (``python -m venv``; ``pip install ipykernel
 jax==COLAB_JAX jaxlib==COLAB_JAX``, a JAX older than the locked one, as a runtime may carry),
 registers its kernel, and runs the notebooks' install cell in it with ``MMLAWS_SOURCE`` set to
-this checkout, so that what the notebooks import is exactly what that cell installs (pip's
-cache is reused; nothing of the project environment leaks in). ``execute_notebook`` runs a
-notebook with some knobs of its cell tagged "parameters" overridden (papermill's convention) in
-that kernel; ``summary_of`` reads the dict its last cell prints after a ``SUMMARY_JSON`` marker.
+a clean copy of this checkout, so that what the notebooks import is exactly what that cell
+installs (pip's cache is reused; nothing of the project environment leaks in).
+``execute_notebook`` runs a notebook with some knobs of its cell tagged "parameters" overridden
+(papermill's convention) in that kernel; ``summary_of`` reads the dict its last cell prints
+after a ``SUMMARY_JSON`` marker.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +35,8 @@ COLAB_JAX = "0.10.0"  # setup.cfg's floor, below the locked jax
 KERNEL = "mmlaws-fresh-runtime"
 # The project environment's own settings never reach the fresh runtime's kernel.
 DROPPED_ENV = ("PYTHONPATH", "XLA_FLAGS", "VIRTUAL_ENV")
+COPY_IGNORED = (".git", ".venv", "build", "dist", "outputs", "*.egg-info", "__pycache__",
+                ".pytest_cache", ".ruff_cache", "wandb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +83,16 @@ def build_runtime(folder: pathlib.Path, notebook: pathlib.Path) -> Runtime:
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "fresh runtime", "language": "python"}))
+    # The install cell installs a clean copy of the checkout: setuptools would otherwise build
+    # in the checkout's build/, whose stale files can enter the wheel.
+    source = folder / "mmlaws_source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*COPY_IGNORED))
     runtime = Runtime(python, folder / "kernels")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(install_cell(notebook)),
                                          nbformat.v4.new_code_cell("print(sys.executable)")])
     nb.cells[1].source = "import sys\n" + nb.cells[1].source
     start = time.perf_counter()
-    execute(nb, runtime, cwd=folder, env=kernel_env(MMLAWS_SOURCE=str(REPO)), timeout=1200)
+    execute(nb, runtime, cwd=folder, env=kernel_env(MMLAWS_SOURCE=str(source)), timeout=1200)
     seconds = time.perf_counter() - start
     output, reported = ("".join(o.get("text", "") for o in c.outputs) for c in nb.cells)
     return dataclasses.replace(runtime, install_output=output, install_seconds=seconds,
