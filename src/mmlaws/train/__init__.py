@@ -10,7 +10,8 @@ Public API::
 
 Modules: ``settings`` (run and loop settings, the plan), ``optimizer`` (recipe), ``state``,
 ``step``, ``vocab_parallel`` (shard_map cross-entropy), ``metrics``, ``checkpoint`` (orbax),
-``restart`` (§4.5 policy), ``runlog`` (JSONL + wandb), ``distributed`` (several processes),
+``restart`` (§4.5 policy), ``runlog`` (JSONL, mirrored to wandb and TensorBoard as
+``Tracking`` says), ``tensorboard`` (event files), ``distributed`` (several processes),
 ``memory`` (per-device memory planner, compiled steps), ``loop``. Batches come from
 :mod:`mmlaws.data` (the contract: :mod:`mmlaws.data.batch`).
 """
@@ -19,6 +20,7 @@ from mmlaws.data.synthetic import SyntheticBatches
 from mmlaws.train.loop import train
 from mmlaws.train.optimizer import Recipe, learning_rate_schedule, make_optimizer
 from mmlaws.train.restart import NonFiniteLossError, RestartPolicy
+from mmlaws.train.runlog import Tracking
 from mmlaws.train.settings import LoopSettings, RunSettings
 from mmlaws.train.state import StateSetup, TrainState, state_setup
 from mmlaws.train.step import jit_steps, train_step
@@ -31,6 +33,7 @@ __all__ = [
     "RunSettings",
     "StateSetup",
     "SyntheticBatches",
+    "Tracking",
     "TrainState",
     "jit_steps",
     "learning_rate_schedule",

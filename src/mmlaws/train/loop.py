@@ -4,7 +4,8 @@
           run=RunSettings(total_steps=100, peak_lr=3e-3), loop=LoopSettings(eval_every=20))
 
 Outputs under ``output_dir``: ``<run_id>.jsonl`` (the run record, see
-:mod:`mmlaws.laws.records`), ``checkpoints/`` (orbax) and ``wandb/`` (offline mirror).
+:mod:`mmlaws.laws.records`), ``checkpoints/`` (orbax), and the mirrors ``tracking`` asks for
+(``wandb/``, ``tensorboard/``; see :mod:`mmlaws.train.runlog`).
 Running the same command again resumes from the newest loadable checkpoint.
 
 ``data`` and ``eval_data`` are batch sources (:class:`mmlaws.data.batch.Batches`:
@@ -57,7 +58,7 @@ def train(*, output_dir: str, data: Batches, run: RunSettings, eval_data: Batche
     runner = start_run(plan_run(run, shares), data, eval_data, spike_factor=loop.spike_factor,
                        process_local=process_local_batches)
     run_id = run_id or os.path.basename(os.path.abspath(output_dir))
-    log = RunLog(output_dir, runner.header(run_id, shares), use_wandb=loop.use_wandb)
+    log = RunLog(output_dir, runner.header(run_id, shares), tracking=loop.tracking)
     ckpt = Checkpointer(os.path.join(output_dir, "checkpoints"), every=loop.checkpoint_every,
                         keep=loop.keep_checkpoints)
     try:

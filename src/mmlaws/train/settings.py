@@ -29,6 +29,7 @@ from mmlaws.laws.spikes import SPIKE_FACTOR
 from mmlaws.model import PRESETS, ModelConfig, make_mesh
 from mmlaws.train.optimizer import WARMUP_STEPS, Recipe, peak_learning_rate
 from mmlaws.train.restart import RestartPolicy
+from mmlaws.train.runlog import Tracking
 
 RNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
 
@@ -77,7 +78,8 @@ class LoopSettings:
         ``eval_every`` steps (0: only the final evaluation).
       spike_factor: a ``grad_spike`` event when a gradient norm exceeds this × the running
         median (:class:`mmlaws.laws.spikes.SpikeDetector`).
-      use_wandb, progress: mirror the run log to wandb (offline by default); show a bar.
+      tracking: where the run log is mirrored (wandb, TensorBoard) and under which names
+        (:class:`mmlaws.train.runlog.Tracking`); progress: show a bar.
     """
 
     checkpoint_every: int = 100
@@ -85,7 +87,7 @@ class LoopSettings:
     eval_every: int = 0
     eval_batches: int = 2
     spike_factor: float = SPIKE_FACTOR
-    use_wandb: bool = True
+    tracking: Tracking = Tracking()
     progress: bool = True
 
 
