@@ -67,8 +67,8 @@ def test_console_command_runs_a_packaged_config_elsewhere(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = subprocess.run([str(_console()), "--gin_file=fit/runs.gin",
                         "--gin_param=RUNS='runs.csv'", "--gin_param=OUTPUT_DIR='out'",
-                        "--gin_param=jobs.fit_runs.bootstrap_samples=0",
-                        "--gin_param=jobs.fit_runs.grid='coarse'"],
+                        "--gin_param=laws.FitSettings.bootstrap_samples=0",
+                        "--gin_param=laws.FitSettings.grid='coarse'"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "out" / "fits.json").is_file()

@@ -31,12 +31,14 @@ RULES: dict[str, set[str]] = {
     "train": {"model", "data", "objectives", "laws.records", "laws.spikes"},
     # phenomena on run records
     "analysis": {"laws"},
+    # a gin file by path or by packaged name (imports nothing of ours)
+    "config_files": set(),
     # sweeps of training runs, read back through the run-record schema
-    "sweep": {"laws.records"},
+    "sweep": {"laws.records", "config_files"},
     # a study end to end sits on top of everything it runs
     "study": {"train", "data", "laws", "analysis", "model", "corpora", "sweep"},
-    # the entry point reaches its jobs through gin, not imports
-    "main": set(),
+    # the entry point reaches its jobs through gin, not imports; it finds gin files by name
+    "main": {"config_files"},
     # the package root stays light: it imports nothing
     "mmlaws": set(),
 }
