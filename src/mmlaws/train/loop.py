@@ -55,6 +55,8 @@ def train(*, output_dir: str, data, total_steps: int, eval_data=None, model: str
     if model not in PRESETS:
         raise ConfigError(f"model must be one of {sorted(PRESETS)}, got {model!r}")
     layout = resolve_vocab(vocab)
+    if getattr(data, "layout", layout) != layout:  # data that names its layout must match
+        raise ConfigError(f"data uses vocabulary layout {data.layout}, the model {layout}")
     config = PRESETS[model].replace(**{"vocab_size": layout.size, **(model_overrides or {})})
     recipe = Recipe(peak_learning_rate(model, peak_lr), total_steps, warmup_steps=warmup_steps)
     run = Run(config=config, recipe=recipe, vocab=layout, data=data, eval_data=eval_data,
