@@ -37,14 +37,13 @@ registered tasks.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 
 import numpy as np
 import seqio
 import tensorflow as tf
 
-from mmlaws.data import seqio_packed, seqio_tasks, shards, tfds_shards
+from mmlaws.data import seqio_packed, seqio_tasks, shards
 from mmlaws.data.vocab import VocabLayout
 from mmlaws.errors import ConfigError
 
@@ -207,19 +206,3 @@ def _hide_accelerators_from_tensorflow() -> None:
         tf.config.set_visible_devices([], "GPU")
     except RuntimeError:  # TensorFlow already initialised its devices
         pass
-
-
-def synthetic_data(data_dir: str, datasets: Mapping[str, tuple[str, int, int]], *,
-                   vocab: str | VocabLayout = "tiny",
-                   documents: Mapping[str, int] | None = None, seed: int = 0) -> str:
-    """Build any missing synthetic dataset (name → (modality, min length, max length)) with
-    :func:`mmlaws.data.shards.write_synthetic` and its TFDS metadata; returns ``data_dir``.
-    For demo configs such as ``configs/train/seqio_tiny.gin`` (nothing is downloaded)."""
-    layout = resolve_layout(vocab)
-    for i, (name, (modality, lo, hi)) in enumerate(datasets.items()):
-        if not os.path.isfile(os.path.join(data_dir, name, shards.STATS)):
-            shards.write_synthetic(data_dir, name, modality=modality, layout=layout,
-                                   documents=documents, min_length=lo, max_length=hi,
-                                   seed=seed + i)
-        tfds_shards.builder(data_dir, name)  # writes the TFDS metadata when missing
-    return data_dir
