@@ -168,15 +168,31 @@ def test_a_read_plan_starts_a_task_mid_document(data_dir):
     """A cursor (stream position, offset) starts the task where a checkpoint left it."""
     seqio_tasks.register(data_dir, TINY, mixtures=[])
     task = seqio.get_mixture_or_task("mmlaws_cm3_packed:image")
-    rows = list(task.get_dataset({"targets": T}, seed=3, shuffle=True).take(12)
+    rows = list(task.get_dataset({"targets": T}, seed=3, shuffle=True).take(20)
                 .as_numpy_iterator())
-    cursor = tuple(int(c) for c in rows[4]["cursor"])
-    assert cursor[1] > 0 or any(r["cursor"][1] > 0 for r in rows)  # long documents are split
+    split = next(r for r in range(12) if rows[r]["cursor"][1] > 0)  # a document split here
+    cursor = tuple(int(c) for c in rows[split]["cursor"])
     with seqio_packed.read_plan(cursors={task.name: cursor}):
         resumed = list(task.get_dataset({"targets": T}, seed=3, shuffle=True).take(7)
                        .as_numpy_iterator())
-    for want, got in zip(rows[5:], resumed, strict=True):
+    for want, got in zip(rows[split + 1:split + 8], resumed, strict=True):
         assert all(np.array_equal(want[k], got[k]) for k in want)
+    assert resumed[0]["positions"][0] == 0 and resumed[0]["segment_ids"][0] == 1
+
+
+def test_a_single_packed_task_is_a_one_dataset_mixture(data_dir):
+    seqio_tasks.register(data_dir, TINY, mixtures=[])
+    a = seqio_batches.SeqioBatches("mmlaws_cm3_packed:text", sequence_length=T, batch_size=B,
+                                   vocab="tiny", seed=3)
+    b = grain_path(data_dir, {"text": 1.0})
+    assert a.shares == {"text": 1.0}
+    for _ in range(3):
+        assert same(next(a), next(b))
+    state = a.get_state()
+    c = seqio_batches.SeqioBatches("mmlaws_cm3_packed:text", sequence_length=T, batch_size=B,
+                                   vocab="tiny", seed=3)
+    c.set_state(state)
+    assert same(next(c), next(b))
 
 
 def test_host_slices_match_the_grain_path(data_dir):

@@ -5,8 +5,10 @@ only when :func:`mixture` or :func:`mixture_dataset` (from :mod:`mmlaws.data.gra
 first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``;
 ``build`` (the builder framework behind ``data_pipelines/build_*.py``), ``tokenizers`` (``bpe``,
 ``vq``, ``speech_units``) and ``sources`` (the local raw sources of the seven modalities).
-``seqio_tasks`` registers SeqIO Tasks and Mixtures over the same shards; it needs TensorFlow
-(the ``seqio`` extra) and is imported only explicitly.
+Imported only explicitly: ``tfds_shards`` (the datasets as TFDS datasets; no TensorFlow) and
+the SeqIO path, which needs TensorFlow (the ``seqio`` extra): ``seqio_tasks`` registers Tasks
+and Mixtures over the same shards, ``seqio_packed`` holds the exact path's pieces and
+``seqio_batches`` feeds the trainer from a SeqIO mixture.
 """
 
 import importlib

@@ -196,8 +196,11 @@ def open_source(data_dir: str, name: str, split: str, *, reader: str = "shards")
     if reader == "shards":
         return shards.ShardSource(data_dir, name, split)
     if reader == "tfds":
-        from mmlaws.data import tfds_shards
-
+        try:
+            from mmlaws.data import tfds_shards
+        except ImportError as err:
+            raise ConfigError(f"reader='tfds' needs tensorflow-datasets (the seqio extra; "
+                              f"TensorFlow itself is not needed): {err}") from err
         return tfds_shards.TfdsShardSource(data_dir, name, split)
     raise ConfigError(f"reader must be 'shards' or 'tfds', got {reader!r}")
 
