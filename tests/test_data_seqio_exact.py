@@ -51,6 +51,15 @@ def same(a, b):
         a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
 
 
+def take(dataset, n: int) -> list:
+    """The first ``n`` elements, the pipeline closed after (see PipelineIterator)."""
+    it = seqio_batches.PipelineIterator(dataset)
+    try:
+        return [next(it) for _ in range(n)]
+    finally:
+        it.close()
+
+
 def weight_counts(batch) -> dict:
     """Loss-weight counts per token type: the figure compared between the two paths."""
     targets, w, real = batch["targets"], batch["weights"], batch["segment_ids"] > 0
@@ -109,7 +118,7 @@ def test_seqio_stock_converter_would_weight_in_place_sentinels(data_dir):
     seqio_tasks.register(data_dir, TINY, mixtures=[])
     ds = seqio.get_dataset("mmlaws_cm3:text", task_feature_lengths={"targets": T}, shuffle=False,
                            feature_converter=seqio.DecoderFeatureConverter(pack=True))
-    rows = list(ds.take(20).as_numpy_iterator())
+    rows = take(ds, 20)
     stock = weight_counts({"targets": np.stack([r["decoder_target_tokens"] for r in rows]),
                            "weights": np.stack([r["decoder_loss_weights"] for r in rows]),
                            "segment_ids": np.stack([r["decoder_segment_ids"] for r in rows])})
@@ -121,7 +130,7 @@ def test_t5x_style_get_dataset_gives_the_model_features(data_dir):
     ds = seqio.get_dataset(seqio_tasks.mixture_name({"text": 0.5, "image": 0.5}),
                            task_feature_lengths={"targets": T}, shuffle=True, seed=3,
                            feature_converter=seqio_packed.PackedFeatureConverter())
-    rows = list(ds.take(2 * B).as_numpy_iterator())
+    rows = take(ds, 2 * B)
     assert set(rows[0]) == set(seqio_packed.MODEL_FEATURES)
     want = grain_path(data_dir, {"text": 0.5, "image": 0.5})
     for start in (0, B):
@@ -168,13 +177,11 @@ def test_a_read_plan_starts_a_task_mid_document(data_dir):
     """A cursor (stream position, offset) starts the task where a checkpoint left it."""
     seqio_tasks.register(data_dir, TINY, mixtures=[])
     task = seqio.get_mixture_or_task("mmlaws_cm3_packed:image")
-    rows = list(task.get_dataset({"targets": T}, seed=3, shuffle=True).take(20)
-                .as_numpy_iterator())
+    rows = take(task.get_dataset({"targets": T}, seed=3, shuffle=True), 20)
     split = next(r for r in range(12) if rows[r]["cursor"][1] > 0)  # a document split here
     cursor = tuple(int(c) for c in rows[split]["cursor"])
     with seqio_packed.read_plan(cursors={task.name: cursor}):
-        resumed = list(task.get_dataset({"targets": T}, seed=3, shuffle=True).take(7)
-                       .as_numpy_iterator())
+        resumed = take(task.get_dataset({"targets": T}, seed=3, shuffle=True), 7)
     for want, got in zip(rows[split + 1:split + 8], resumed, strict=True):
         assert all(np.array_equal(want[k], got[k]) for k in want)
     assert resumed[0]["positions"][0] == 0 and resumed[0]["segment_ids"][0] == 1
@@ -209,7 +216,7 @@ def test_tfds_as_dataset_reads_the_documents(data_dir):
     from mmlaws.data import tfds_shards
 
     builder = tfds_shards.builder(data_dir, "text")
-    docs = [ex["tokens"] for ex in builder.as_dataset("validation").as_numpy_iterator()]
+    docs = [ex["tokens"] for ex in take(builder.as_dataset("validation"), 20)]
     source = shards.ShardSource(data_dir, "text", "validation")
     assert len(docs) == len(source) and all(np.array_equal(d, source[i])
                                             for i, d in enumerate(docs))
@@ -267,3 +274,25 @@ def test_the_trainer_refuses_data_of_another_layout(data_dir, tmp_path):
     data = seqio_path(data_dir, {"text": 0.5, "image": 0.5})
     one_line_error("data uses vocabulary layout", loop.train, output_dir=str(tmp_path),
                    data=data, total_steps=1, vocab="small", use_wandb=False)
+
+
+@pytest.mark.slow
+def test_a_process_that_drops_and_replaces_pipelines_exits(data_dir):
+    """Iterators replaced, dropped and left open at exit do not deadlock (PipelineIterator)."""
+    import subprocess
+    import sys
+
+    code = f"""
+from mmlaws.data import seqio_batches
+for shares in ({{"text": 0.5, "image": 0.5}}, {{"text": 0.7, "image": 0.3}}):
+    a = seqio_batches.SeqioBatches(shares, data_dir={data_dir!r}, sequence_length={T},
+                                   batch_size=50, vocab="tiny", seed=0)
+    for _ in range(40):
+        next(a)
+a.set_state({{"rows": 10**6, "cursors": {{t: [10**6, 17] for t in a.tasks}}}})
+next(a)
+print("read")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0 and "read" in done.stdout, done.stderr[-2000:]

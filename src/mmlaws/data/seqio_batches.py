@@ -36,7 +36,9 @@ registered tasks.
 
 from __future__ import annotations
 
+import atexit
 import copy
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -50,6 +52,52 @@ from mmlaws.errors import ConfigError
 FEATURES = {"inputs": tf.int32, "targets": tf.int32, "weights": tf.float32,
             "segment_ids": tf.int32, "positions": tf.int32}
 _CURSOR_SPEC = {seqio_packed.CURSOR: seqio.FeatureConverter.FeatureSpec(dtype=tf.int64)}
+
+
+class PipelineIterator:
+    """A tf.data iterator whose pipeline is deleted by an eager op, with the GIL released.
+
+    A ``tf.data`` iterator deleted from Python (garbage collection, or interpreter exit) waits
+    for its background threads with the GIL held; a thread inside a ``tf.numpy_function``
+    (reading, CM3, packing) waits for the GIL: a deadlock. ``close`` runs ``DeleteIterator``
+    as an eager op instead, which releases the GIL while the threads finish; iterators still
+    open are closed at exit.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset):
+        self._spec = dataset.element_spec
+        flat = tf.nest.flatten(self._spec)
+        self._types, self._shapes = [s.dtype for s in flat], [s.shape for s in flat]
+        self._handle, self._deleter = tf.raw_ops.AnonymousIteratorV2(
+            output_types=self._types, output_shapes=self._shapes)
+        tf.raw_ops.MakeIterator(dataset=tf.data.experimental.to_variant(dataset),
+                                iterator=self._handle)
+        _OPEN.add(self)
+
+    def __next__(self) -> dict:
+        try:
+            out = tf.raw_ops.IteratorGetNext(iterator=self._handle, output_types=self._types,
+                                             output_shapes=self._shapes)
+        except tf.errors.OutOfRangeError:
+            raise StopIteration from None
+        return tf.nest.pack_sequence_as(self._spec, [t.numpy() for t in out])
+
+    def close(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            tf.raw_ops.DeleteIterator(handle=handle, deleter=self._deleter)
+
+    def __del__(self):
+        self.close()
+
+
+_OPEN: weakref.WeakSet[PipelineIterator] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators() -> None:
+    for iterator in list(_OPEN):
+        iterator.close()
 
 
 def resolve_layout(vocab: str | VocabLayout) -> VocabLayout:
@@ -138,7 +186,7 @@ class SeqioBatches:
             ds = self.provider.get_dataset(**kwargs)
         converter = seqio_packed.PackedFeatureConverter(passthrough_features=_CURSOR_SPEC)
         ds = converter(ds, {"targets": self.sequence_length, seqio_packed.CURSOR: 2})
-        return ds.batch(self.batch_size).prefetch(2).as_numpy_iterator()
+        return PipelineIterator(ds.batch(self.batch_size).prefetch(2))
 
     def __iter__(self):
         return self
@@ -172,7 +220,12 @@ class SeqioBatches:
         if unknown:
             raise ConfigError(f"SeqioBatches.set_state: the state names tasks {unknown} that "
                               f"are not in mixture {self.mixture!r} ({self.tasks})")
+        self.close()
         self._iterator = self._build()
+
+    def close(self) -> None:
+        """Stop the pipeline's threads (also done when the iterator is replaced, or at exit)."""
+        self._iterator.close()
 
 
 def check_task(task: seqio.Task, layout: VocabLayout, objective: str) -> None:
