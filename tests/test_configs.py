@@ -15,6 +15,8 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_gin_file_parses(path, repo_root, monkeypatch):
     monkeypatch.chdir(repo_root)  # includes are relative to the repository root
+    if "seqio" in path.read_text():  # its modules import seqio (the seqio extra)
+        pytest.importorskip("seqio")
     gin.clear_config()
     try:
         gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False,

@@ -1,6 +1,7 @@
-"""SeqIO Tasks (the CM3 transform as a preprocessor) and token-share Mixtures.
+"""SeqIO per-document Tasks (the CM3 transform as a preprocessor) and random-rate Mixtures.
 
-Skipped unless the ``seqio`` extra is installed.
+The exact path (packed tasks, exact mixtures, the trainer's adapter) is in
+tests/test_data_seqio_exact.py. Skipped unless the ``seqio`` extra is installed.
 """
 
 import doctest
@@ -70,11 +71,20 @@ def undo(seq, n_spans):
 def test_register_names_tasks_and_mixtures(names):
     assert names == [
         "mmlaws_cm3:image",
+        "mmlaws_cm3_packed:image",
         "mmlaws_cm3:text",
+        "mmlaws_cm3_packed:text",
         "mmlaws_cm3:image_50.text_50",
+        "mmlaws_cm3_rate:image_50.text_50",
         "mmlaws_cm3:image_30.text_70",
+        "mmlaws_cm3_rate:image_30.text_70",
     ]
-    assert seqio_tasks.mixture_name({"text": 0.7, "image": 0.3}) == names[-1]
+    assert seqio_tasks.mixture_name({"text": 0.7, "image": 0.3}) == names[-2]
+    assert seqio_tasks.mixture_name({"text": 0.7, "image": 0.3}, sampling="rate") == names[-1]
+    exact = seqio.get_mixture_or_task(names[-2])
+    assert [t.name for t in exact.tasks] == ["mmlaws_cm3_packed:image", "mmlaws_cm3_packed:text"]
+    rate = seqio.get_mixture_or_task(names[-1])
+    assert [t.name for t in rate.tasks] == ["mmlaws_cm3:image", "mmlaws_cm3:text"]
     task = seqio.get_mixture_or_task("mmlaws_cm3:text")
     assert set(task.splits) == {"train", "validation"}
     assert task.num_input_examples("train") == 200
@@ -86,14 +96,12 @@ def test_default_mixtures_are_every_subset_with_equal_shares(data_dir, tmp_path)
     for seed, name in enumerate(["a", "b", "c"]):
         shards.write_synthetic(tmp_path, name, seed=seed, documents={"train": 10})
     got = seqio_tasks.register(tmp_path, TINY, prefix="subsets")
-    mixtures = got[3:]
-    assert got[:3] == ["subsets_cm3:a", "subsets_cm3:b", "subsets_cm3:c"]
-    assert mixtures == [
-        "subsets_cm3:a_50.b_50",
-        "subsets_cm3:a_50.c_50",
-        "subsets_cm3:b_50.c_50",
-        "subsets_cm3:a_33p33.b_33p33.c_33p33",
-    ]
+    mixtures = got[6:]
+    assert got[:6:2] == ["subsets_cm3:a", "subsets_cm3:b", "subsets_cm3:c"]
+    assert got[1:6:2] == ["subsets_cm3_packed:a", "subsets_cm3_packed:b", "subsets_cm3_packed:c"]
+    exact = ["a_50.b_50", "a_50.c_50", "b_50.c_50", "a_33p33.b_33p33.c_33p33"]
+    assert mixtures[::2] == [f"subsets_cm3:{m}" for m in exact]
+    assert mixtures[1::2] == [f"subsets_cm3_rate:{m}" for m in exact]
     for name in mixtures:
         assert seqio.get_mixture_or_task(name).name == name
 
@@ -161,7 +169,7 @@ def realised_token_share(name, examples=EXAMPLES, seed=0):
 
 @pytest.mark.parametrize("text_share", [0.5, 0.7])
 def test_mixture_token_shares_match_the_target(names, text_share):
-    name = seqio_tasks.mixture_name({"text": text_share, "image": 1 - text_share})
+    name = seqio_tasks.mixture_name({"text": text_share, "image": 1 - text_share}, sampling="rate")
     assert abs(realised_token_share(name) - text_share) < TOLERANCE
 
 
@@ -193,6 +201,10 @@ def test_bad_arguments_are_named(data_dir, names):
         seqio_tasks.register(data_dir, TINY, objective="mlm")
     with pytest.raises(ConfigError, match="'speech'.*not registered"):
         seqio_tasks.register_mixture(data_dir, {"text": 0.5, "speech": 0.5})
+    with pytest.raises(ConfigError, match="'speech'.*not registered"):
+        seqio_tasks.register_mixture(data_dir, {"text": 0.5, "speech": 0.5}, sampling="rate")
+    with pytest.raises(ConfigError, match="sampling must be one of"):
+        seqio_tasks.mixture_name({"text": 0.5, "image": 0.5}, sampling="random")
     with pytest.raises(ConfigError, match="sum to 1"):
         seqio_tasks.mixture_name({"text": 0.5, "image": 0.6})
     with pytest.raises(ConfigError, match="seqio name"):

@@ -2,11 +2,13 @@
 
 Importing this package stays light: numpy only, never TensorFlow or seqio. grain is imported
 only when :func:`mixture` or :func:`mixture_dataset` (from :mod:`mmlaws.data.grain_loader`) is
-first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``.
-``seqio_tasks`` registers SeqIO Tasks and Mixtures over the same shards; it needs TensorFlow
-(the ``seqio`` extra) and is imported only explicitly. The datasets themselves are built before
-training by :mod:`mmlaws.corpora` (sources, tokenizers, builders), which writes the shards read
-here.
+first used. Submodules: ``vocab``, ``shards``, ``packing``, ``mixing``, ``grain_loader``,
+``batch`` (the batch contract), ``synthetic`` (generated documents). Imported only explicitly:
+``tfds_shards`` (the datasets as TFDS datasets; no TensorFlow) and the SeqIO path, which needs
+TensorFlow (the ``seqio`` extra): ``seqio_tasks`` registers Tasks and Mixtures over the same
+shards, ``seqio_packed`` holds the exact path's pieces and ``seqio_batches`` feeds the trainer
+from a SeqIO mixture. The datasets themselves are built before training by
+:mod:`mmlaws.corpora` (sources, tokenizers, builders), which writes the shards read here.
 """
 
 import importlib

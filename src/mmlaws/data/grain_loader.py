@@ -161,6 +161,7 @@ def mixture_dataset(
     repeat: bool = True,
     shard_index: int = 0,
     shard_count: int = 1,
+    reader: str = "shards",
 ) -> grain.IterDataset:
     """The mixture as a ``grain.IterDataset`` of batches (see :func:`mixture`)."""
     _check_args(shares, sequence_length, batch_size, objective, shard_index, shard_count)
@@ -171,7 +172,7 @@ def mixture_dataset(
         counts = mixing.block_counts(weights, block_size)
     except ConfigError as err:
         raise ConfigError(f"mixture {dict(shares)}: {err}") from err
-    sources = [shards.ShardSource(data_dir, name, split) for name in names]
+    sources = [open_source(data_dir, name, split, reader=reader) for name in names]
     for source in sources[1:]:
         if source.layout != sources[0].layout:
             raise ConfigError(f"datasets {names[0]!r} and {source.name!r} use different "
@@ -190,6 +191,20 @@ def mixture_dataset(
     return mixed.batch(batch_size, batch_fn=stack)
 
 
+def open_source(data_dir: str, name: str, split: str, *, reader: str = "shards"):
+    """One split of one dataset, read directly (``"shards"``) or through TFDS (``"tfds"``)."""
+    if reader == "shards":
+        return shards.ShardSource(data_dir, name, split)
+    if reader == "tfds":
+        try:
+            from mmlaws.data import tfds_shards
+        except ImportError as err:
+            raise ConfigError(f"reader='tfds' needs tensorflow-datasets (the seqio extra; "
+                              f"TensorFlow itself is not needed): {err}") from err
+        return tfds_shards.TfdsShardSource(data_dir, name, split)
+    raise ConfigError(f"reader must be 'shards' or 'tfds', got {reader!r}")
+
+
 def mixture(
     shares: Mapping[str, float],
     *,
@@ -204,6 +219,7 @@ def mixture(
     repeat: bool = True,
     shard_index: int = 0,
     shard_count: int = 1,
+    reader: str = "shards",
 ) -> grain.DatasetIterator:
     """Batches of an exact token-share mixture of built datasets, with resumable state.
 
@@ -221,6 +237,9 @@ def mixture(
         ``repeat=False`` the mixture ends when a dataset runs out, its last batch filled with
         rows of padding (for evaluation: ``{name: 1.0}`` then covers the whole split).
       shard_index, shard_count: this host's slice of every dataset's documents.
+      reader: ``"shards"`` (:class:`~mmlaws.data.shards.ShardSource`) or ``"tfds"``
+        (:class:`~mmlaws.data.tfds_shards.TfdsShardSource`, TFDS random access; no TensorFlow):
+        the same documents either way.
 
     Returns:
       A grain ``DatasetIterator`` of batch dicts, with ``get_state()``/``set_state()``. It also
@@ -230,7 +249,7 @@ def mixture(
     it = iter(mixture_dataset(
         shares, sequence_length=sequence_length, batch_size=batch_size, data_dir=data_dir,
         seed=seed, objective=objective, split=split, block_size=block_size, shuffle=shuffle,
-        repeat=repeat, shard_index=shard_index, shard_count=shard_count))
+        repeat=repeat, shard_index=shard_index, shard_count=shard_count, reader=reader))
     it.shares, it.batch_size = dict(shares), batch_size
     it.sequence_length, it.objective = sequence_length, objective
     return it

@@ -4,53 +4,60 @@ Never imported by ``mmlaws`` or ``mmlaws.data``: import this module explicitly, 
 ``seqio`` extra installed (``pip install -c requirements/constraints.txt -e ".[seqio]"``)::
 
     import seqio
-    from mmlaws.data import TINY, seqio_tasks
+    from mmlaws.data import TINY, seqio_packed, seqio_tasks
 
-    names = seqio_tasks.register("data", TINY, sequence_length=512)
+    seqio_tasks.register("data", TINY, mixtures=[{"code": 0.7, "text": 0.3}])
     name = seqio_tasks.mixture_name({"code": 0.7, "text": 0.3})  # "mmlaws_cm3:code_70.text_30"
-    seqio_tasks.register_mixture("data", {"code": 0.7, "text": 0.3}, sequence_length=512)
-    ds = seqio.get_mixture_or_task(name).get_dataset(
-        sequence_length={"targets": 512}, split="train", shuffle=True, seed=0)
+    ds = seqio.get_dataset(name, task_feature_lengths={"targets": 512}, seed=0,
+                           feature_converter=seqio_packed.PackedFeatureConverter())
 
-**Tasks.** One ``seqio.Task`` per complete dataset under ``data_dir`` (a folder with a
-``stats.json``, :mod:`mmlaws.data.shards`), named ``"{prefix}_{objective}:{dataset}"``
-(``"mmlaws_cm3:text"``), with the splits the dataset has (``train``, ``validation``). Its
-source is a ``seqio.FunctionDataSource`` reading the ArrayRecord shards through
-:class:`~mmlaws.data.shards.ShardSource`: document indices (shuffled when
-``shuffle_files=True``, seeded by ``seed``) mapped to their tokens. Its preprocessor is the
-objective of the grain path, the same code: :func:`mmlaws.data.packing.document_example`
-(``</s>`` put before the document, then CM3 or causal) inside ``tf.numpy_function``, one
-``np.random.Generator`` per example seeded from seqio's per-example seeds
-(``seqio.map_over_dataset(num_seeds=1)``, deterministic given ``get_dataset(seed=...)``).
+The trainer reads a mixture through :class:`mmlaws.data.seqio_batches.SeqioBatches`.
 
-**Features** (decoder-only convention: no ``inputs`` feature, so seqio's decoder converters
-do not take it for a prefix):
+**Tasks**, two per complete dataset under ``data_dir`` (a folder with a ``stats.json``,
+:mod:`mmlaws.data.shards`), with the splits the dataset has, both reading the documents
+through TFDS (:mod:`mmlaws.data.tfds_shards`):
 
-- ``targets``: int32 ``[L]``, the example's next-token targets, ``L = len(doc) + 3n`` for CM3
-  with ``n`` spans (the rearranged document; ``len(doc)`` for the causal objective). The
-  model's inputs are ``</s>`` followed by ``targets[:-1]``, which is what
-  ``seqio.DecoderFeatureConverter(bos_id=layout.eod_id)`` builds.
-- ``weights``: float32 ``[L]``, the objective's loss weights (0 where the target is a CM3
-  sentinel left in place of a span). seqio's stock decoder converters ignore it (they weight
-  every non-padding target); keep it with ``passthrough_features`` or a custom converter.
+- ``"{prefix}_{objective}_packed:{dataset}"`` (``"mmlaws_cm3_packed:text"``): full rows of
+  ``T = sequence_length["targets"]``, built exactly as the grain path builds them (same
+  document order, CM3 spans and packing; :mod:`mmlaws.data.seqio_packed`). Features, all
+  ``[T]``: ``inputs``, ``targets``, ``segment_ids``, ``positions`` (int32), ``weights``
+  (float32); plus ``cursor`` (the task's position, for checkpoints).
+- ``"{prefix}_{objective}:{dataset}"`` (``"mmlaws_cm3:text"``): one example per document.
+  Its source is a ``seqio.FunctionDataSource`` (document indices, shuffled when
+  ``shuffle_files=True``, seeded by ``seed``); its preprocessor is the objective of the grain
+  path, :func:`mmlaws.data.packing.document_example` (``</s>`` put before the document, then
+  CM3 or causal) inside ``tf.numpy_function``, one ``np.random.Generator`` per example seeded
+  from seqio's per-example seeds. Features (decoder-only convention: no ``inputs``, so seqio's
+  decoder converters do not take it for a prefix): ``targets``, int32 ``[L]``, the next-token
+  targets (``L = len(doc) + 3n`` for CM3 with ``n`` spans; the model's inputs are ``</s>``
+  followed by ``targets[:-1]``, which ``seqio.DecoderFeatureConverter(bos_id=layout.eod_id)``
+  builds) and ``weights``, float32 ``[L]``, the loss weights (0 on the CM3 sentinels left in
+  place), which seqio's stock converters ignore. Both are trimmed to
+  ``sequence_length["targets"]`` when given (a longer document loses its tail).
 
-Both are trimmed to ``sequence_length["targets"]`` when given (a longer document loses its
-tail, spans included; the grain path instead splits it across rows). The vocabulary is
-``seqio.PassThroughVocabulary(layout.size, eos_id=layout.eod_id)``: ids are the layout's ids
-unchanged (``layout.token_name`` names them); ``add_eos=False``, as ``</s>`` is already placed.
+The vocabulary (:class:`LayoutVocabulary`) passes ids through unchanged and carries the
+layout, so a mixture read with another model layout is refused at start-up.
 
-**Mixtures** over datasets with per-dataset **token** shares. seqio samples the next example
-from task ``i`` with probability ``rate_i / Σ rate``, so the expected token share of ``i`` is
-``rate_i ℓ_i / Σ_j rate_j ℓ_j``, where ``ℓ_i`` is its expected example length. Rates are
-therefore ``share_i / ℓ_i`` (normalised to sum 1), with ``ℓ_i`` from the train split's
-``stats.json``: the mean document length ``m = tokens / documents``, plus ``3 E[n]`` for CM3
-(``E[n] = 1 + e^-1`` for ``n = clip(Poisson(1), 1, 16)``), capped at ``sequence_length``. The
-cap is exact only when no document exceeds it; with longer documents the share of the
-dataset with long documents comes out higher than asked. Sampling is **stochastic**: realised
-token shares scatter around the target (a few percent over a few hundred examples) and
-converge only on average; the grain path (:func:`mmlaws.data.mixture`) is exact in every block
-of rows. Mixtures are named by :func:`mixture_name`.
+**Mixtures**, two per token-share dict (names from :func:`mixture_name`):
+
+- **exact**, ``"mmlaws_cm3:code_70.text_30"``: the packed tasks interleaved by
+  :class:`~mmlaws.data.seqio_packed.ExactSampler`: every block of ``k`` rows (``k`` = the
+  smallest block with whole counts, 10 for 70/30) holds exactly ``share × k`` rows of each
+  task. seqio orders the tasks by name: ``dataset_ids`` index the datasets in name order,
+  and with the shares listed in that order the grain path (same ``seed``, ``T`` and batch size)
+  yields the same batches. As on the grain path, what is exact is the share of **rows**
+  (token positions); the shares of non-padding and of loss-bearing tokens differ from it by
+  the datasets' padding and CM3 sentinels (``benchmarks/data_bench.py`` measures them).
+- **rate**, ``"mmlaws_cm3_rate:code_70.text_30"``: the per-document tasks sampled at random
+  with rates that make the **expected** token shares equal to the target. seqio samples task
+  ``i`` with probability ``rate_i / Σ rate``, so the expected token share of ``i`` is
+  ``rate_i ℓ_i / Σ_j rate_j ℓ_j``, ``ℓ_i`` its expected example length: rates are
+  ``share_i / ℓ_i`` (normalised), with ``ℓ_i`` from the train split's ``stats.json`` (the mean
+  document length plus ``3 E[n]`` for CM3, ``E[n] = 1 + e^-1`` for ``n = clip(Poisson(1), 1,
+  16)``, capped at ``sequence_length``). Realised shares scatter around the target (a few
+  percent over a few hundred examples).
 """
+
 
 from __future__ import annotations
 
@@ -64,52 +71,80 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from mmlaws.data import mixing, packing, shards
+from mmlaws.data import mixing, packing, seqio_packed, shards, tfds_shards
 from mmlaws.data.vocab import VocabLayout
 from mmlaws.errors import ConfigError, DataError
 
 PREFIX = "mmlaws"
+SAMPLINGS = ("exact", "rate")
 # E[clip(Poisson(1), 1, 16)] = 1 + P(0) - (tail above 16, < 1e-14): spans per CM3 document.
 CM3_MEAN_SPANS = 1.0 + math.exp(-1.0)
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 
 
-def vocabulary(layout: VocabLayout) -> seqio.PassThroughVocabulary:
-    """Ids pass through unchanged; ``layout.size`` ids, ``eos_id`` = ``</s>``."""
-    return seqio.PassThroughVocabulary(size=layout.size, eos_id=layout.eod_id)
+class LayoutVocabulary(seqio.PassThroughVocabulary):
+    """Ids pass through unchanged: ``layout.size`` ids, ``eos_id`` = ``</s>``; keeps ``layout``."""
+
+    def __init__(self, layout: VocabLayout):
+        super().__init__(size=layout.size, eos_id=layout.eod_id)
+        self.layout = layout
+
+    def __eq__(self, other):
+        return isinstance(other, LayoutVocabulary) and other.layout == self.layout
+
+    def __hash__(self):
+        return hash(self.layout)
+
+    def __str__(self) -> str:
+        return f"LayoutVocabulary({shards.layout_to_json(self.layout)})"
 
 
-def output_features(layout: VocabLayout) -> dict[str, seqio.Feature]:
-    """``targets`` (int32 ``[L]``) and ``weights`` (float32 ``[L]``); no EOS is appended."""
+def vocabulary(layout: VocabLayout) -> LayoutVocabulary:
+    return LayoutVocabulary(layout)
+
+
+def output_features(layout: VocabLayout, *, packed: bool = False) -> dict[str, seqio.Feature]:
+    """Per-document tasks: ``targets`` (int32) and ``weights`` (float32), ``[L]``. Packed
+    tasks (``packed=True``): ``inputs``, ``targets``, ``segment_ids``, ``positions`` (int32) and
+    ``weights`` (float32), ``[T]``. No EOS is appended."""
     vocab = vocabulary(layout)
-    return {
-        "targets": seqio.Feature(vocab, add_eos=False, dtype=tf.int32),
-        "weights": seqio.Feature(vocab, add_eos=False, dtype=tf.float32),
-    }
+    names = seqio_packed.ROW_FEATURES if packed else ("targets", "weights")
+    return {n: seqio.Feature(vocab, add_eos=False,
+                             dtype=tf.float32 if n == "weights" else tf.int32) for n in names}
 
 
-def task_name(dataset: str, *, objective: str = "cm3", prefix: str = PREFIX) -> str:
-    """``"{prefix}_{objective}:{dataset}"``, e.g. ``task_name("text") == "mmlaws_cm3:text"``."""
+def task_name(dataset: str, *, objective: str = "cm3", prefix: str = PREFIX,
+              packed: bool = False) -> str:
+    """``"{prefix}_{objective}:{dataset}"``, with ``_packed`` after the objective for packed rows.
+
+    >>> task_name("text"), task_name("text", packed=True)
+    ('mmlaws_cm3:text', 'mmlaws_cm3_packed:text')
+    """
     _check_name(dataset, "dataset")
-    return f"{prefix}_{objective}:{dataset}"
+    return f"{prefix}_{objective}{'_packed' if packed else ''}:{dataset}"
 
 
-def mixture_name(
-    shares: Mapping[str, float], *, objective: str = "cm3", prefix: str = PREFIX
-) -> str:
+def mixture_name(shares: Mapping[str, float], *, objective: str = "cm3", prefix: str = PREFIX,
+                 sampling: str = "exact") -> str:
     """The registered name of a mixture: datasets sorted, shares in percent (4 digits, ``p``
-    for the decimal point). Shares that agree to 4 digits give the same name.
+    for the decimal point), ``_rate`` after the objective for the random-rate mixture. Shares
+    that agree to 4 digits give the same name.
 
     >>> mixture_name({"text": 0.3, "code": 0.7})
     'mmlaws_cm3:code_70.text_30'
+    >>> mixture_name({"text": 0.3, "code": 0.7}, sampling="rate")
+    'mmlaws_cm3_rate:code_70.text_30'
     >>> mixture_name({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, objective="causal")
     'mmlaws_causal:a_33p33.b_33p33.c_33p33'
     """
+    if sampling not in SAMPLINGS:
+        raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     names, weights = _checked_shares(shares)
     parts = sorted(
         f"{n}_{100 * w:.4g}".replace(".", "p") for n, w in zip(names, weights, strict=True)
     )
-    return f"{prefix}_{objective}:" + ".".join(parts)
+    kind = "_rate" if sampling == "rate" else ""
+    return f"{prefix}_{objective}{kind}:" + ".".join(parts)
 
 
 def find_datasets(data_dir: str | os.PathLike) -> list[str]:
@@ -178,8 +213,7 @@ def objective_preprocessor(layout: VocabLayout, objective: str):
     Runs :func:`mmlaws.data.packing.document_example` on each document through
     ``tf.numpy_function``, with a ``np.random.Generator`` from seqio's per-example seed.
     """
-    if objective not in packing.OBJECTIVES:
-        raise ConfigError(f"objective must be one of {packing.OBJECTIVES}, got {objective!r}")
+    _check_objective(objective)
 
     def numpy_fn(tokens: np.ndarray, seed: np.ndarray):
         rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in np.ravel(seed)])
@@ -209,13 +243,14 @@ def objective_preprocessor(layout: VocabLayout, objective: str):
 
 
 def shard_dataset_fn(data_dir: str | os.PathLike, name: str):
-    """A ``FunctionDataSource`` ``dataset_fn``: ``{"tokens": int32 [len(doc)]}`` per document."""
+    """A ``FunctionDataSource`` ``dataset_fn``: ``{"tokens": int32 [len(doc)]}`` per document,
+    read through TFDS (:class:`~mmlaws.data.tfds_shards.TfdsShardSource`)."""
     data_dir = os.fspath(data_dir)
-    sources: dict[str, shards.ShardSource] = {}
+    sources: dict[str, tfds_shards.TfdsShardSource] = {}
 
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
         if split not in sources:  # opened lazily, once per split
-            sources[split] = shards.ShardSource(data_dir, name, split)
+            sources[split] = tfds_shards.TfdsShardSource(data_dir, name, split)
         source = sources[split]
         ds = tf.data.Dataset.range(len(source))
         if shuffle_files:
@@ -243,46 +278,37 @@ def register(
     mixtures: Iterable[Mapping[str, float]] | None = None,
     prefix: str = PREFIX,
 ) -> list[str]:
-    """Register a Task per built dataset under ``data_dir`` and token-share Mixtures.
+    """Register both Tasks per built dataset under ``data_dir`` and both Mixtures per share dict.
 
     Args:
       data_dir: the folder of built datasets (:mod:`mmlaws.data.shards`).
       layout: the vocabulary layout; every dataset must have been built with it.
       objective: ``"cm3"`` (the paper's, per document) or ``"causal"``.
-      sequence_length: the ``targets`` length the data will be read at; caps the expected
-        example length when rates are computed (None: no cap).
+      sequence_length: the ``targets`` length the rate mixtures will be read at; caps the
+        expected example length when their rates are computed (None: no cap).
       mixtures: token-share dicts to register; default: every subset of two or more datasets
         with equal shares (50/50 for pairs). More can be added with :func:`register_mixture`.
       prefix: the first part of every name.
 
     Returns:
-      The registered names: the tasks (in dataset name order), then the mixtures. A name that
-      is already registered (by an earlier call) is replaced.
+      The registered names: per dataset (in name order) its per-document then its packed task,
+      then per share dict its exact then its rate mixture. A name that is already registered
+      (by an earlier call) is replaced.
     """
-    if objective not in packing.OBJECTIVES:
-        raise ConfigError(f"objective must be one of {packing.OBJECTIVES}, got {objective!r}")
+    _check_objective(objective)
+    data_dir = os.fspath(data_dir)
     datasets = find_datasets(data_dir)
-    features = output_features(layout)
-    preprocessor = objective_preprocessor(layout, objective)
     names = []
     for name in datasets:
         stats = shards.read_stats(data_dir, name)
         built = shards.layout_from_json(stats["vocab"])
         if built != layout:
             raise ConfigError(
-                f"{os.path.join(os.fspath(data_dir), name, shards.STATS)}: dataset "
+                f"{os.path.join(data_dir, name, shards.STATS)}: dataset "
                 f"{name!r} was built with layout {built}, not {layout}"
             )
         splits = {s: c["documents"] for s, c in stats["splits"].items() if c["documents"]}
-        source = seqio.FunctionDataSource(
-            shard_dataset_fn(data_dir, name), splits=list(splits), num_input_examples=splits
-        )
-        task = task_name(name, objective=objective, prefix=prefix)
-        _unregister(task)
-        seqio.TaskRegistry.add(
-            task, source=source, output_features=features, preprocessors=[preprocessor]
-        )
-        names.append(task)
+        names += _register_tasks(data_dir, name, splits, layout, objective, prefix)
     if mixtures is None:
         mixtures = [
             dict.fromkeys(subset, 1 / k)
@@ -290,16 +316,31 @@ def register(
             for subset in itertools.combinations(datasets, k)
         ]
     for shares in mixtures:
-        names.append(
-            register_mixture(
-                data_dir,
-                shares,
-                objective=objective,
-                sequence_length=sequence_length,
-                prefix=prefix,
-            )
-        )
+        for sampling in SAMPLINGS:
+            names.append(register_mixture(data_dir, shares, objective=objective,
+                                          sequence_length=sequence_length, prefix=prefix,
+                                          sampling=sampling))
     return names
+
+
+def _register_tasks(data_dir: str, name: str, splits: Mapping[str, int], layout: VocabLayout,
+                    objective: str, prefix: str) -> list[str]:
+    """The per-document and the packed task of one dataset; returns their names."""
+    documents = task_name(name, objective=objective, prefix=prefix)
+    _unregister(documents)
+    seqio.TaskRegistry.add(
+        documents, output_features=output_features(layout),
+        source=seqio.FunctionDataSource(shard_dataset_fn(data_dir, name), splits=list(splits),
+                                        num_input_examples=splits),
+        preprocessors=[objective_preprocessor(layout, objective)])
+    packed = task_name(name, objective=objective, prefix=prefix, packed=True)
+    _unregister(packed)
+    seqio.TaskRegistry.add(
+        packed, output_features=output_features(layout, packed=True),
+        source=seqio_packed.DocumentStream(data_dir, name, task=packed, objective=objective,
+                                           splits=splits),
+        preprocessors=[seqio_packed.packer(layout, packed)], shuffle_buffer_size=None)
+    return [documents, packed]
 
 
 def register_mixture(
@@ -309,36 +350,51 @@ def register_mixture(
     objective: str = "cm3",
     sequence_length: int | None = None,
     prefix: str = PREFIX,
+    sampling: str = "exact",
+    block_size: int | None = None,
 ) -> str:
     """Register the Mixture of ``shares`` (dataset → token share) over registered Tasks.
 
-    Returns its :func:`mixture_name`. The tasks must be registered (:func:`register`).
+    ``sampling``: ``"exact"`` (packed tasks, exact rows per block of ``block_size`` rows,
+    default the smallest exact block) or ``"rate"`` (per-document tasks at random rates;
+    ``sequence_length`` caps the expected example lengths). Returns its :func:`mixture_name`.
+    The tasks must be registered (:func:`register`).
     """
-    names, _ = _checked_shares(shares)
-    lengths = {}
-    for name in names:
-        task = task_name(name, objective=objective, prefix=prefix)
+    name = mixture_name(shares, objective=objective, prefix=prefix, sampling=sampling)
+    names, weights = _checked_shares(shares)
+    packed = sampling == "exact"
+    tasks = {n: task_name(n, objective=objective, prefix=prefix, packed=packed) for n in names}
+    for dataset, task in tasks.items():
         if task not in seqio.TaskRegistry.names():
             raise ConfigError(
                 f"mixture {dict(shares)}: task {task!r} is not registered "
-                f"(is dataset {name!r} built under {os.fspath(data_dir)}? "
+                f"(is dataset {dataset!r} built under {os.fspath(data_dir)}? "
                 f"call register first)"
             )
-        lengths[name] = example_tokens(
-            shards.read_stats(data_dir, name), objective=objective, sequence_length=sequence_length
-        )
-    rates = mixture_rates(shares, lengths)
-    mixture = mixture_name(shares, objective=objective, prefix=prefix)
-    _unregister(mixture)
-    seqio.MixtureRegistry.add(
-        mixture, [(task_name(n, objective=objective, prefix=prefix), r) for n, r in rates.items()]
-    )
-    return mixture
+    if packed:
+        sampler = seqio_packed.ExactSampler(block_size)
+        try:
+            sampler.counts(weights)
+        except ConfigError as err:
+            raise ConfigError(f"mixture {dict(shares)}: {err}") from err
+        rates, extra = dict(zip(names, weights, strict=True)), {"sample_fn": sampler}
+    else:
+        lengths = {n: example_tokens(shards.read_stats(data_dir, n), objective=objective,
+                                     sequence_length=sequence_length) for n in names}
+        rates, extra = mixture_rates(shares, lengths), {}
+    _unregister(name)
+    seqio.MixtureRegistry.add(name, [(tasks[n], r) for n, r in rates.items()], **extra)
+    return name
 
 
 def _unregister(name: str) -> None:
     seqio.TaskRegistry.remove(name)
     seqio.MixtureRegistry.remove(name)
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in packing.OBJECTIVES:
+        raise ConfigError(f"objective must be one of {packing.OBJECTIVES}, got {objective!r}")
 
 
 def _check_name(name: str, what: str) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import tqdm
 
 from mmlaws.data.batch import Batches, check_batches
+from mmlaws.errors import ConfigError
 from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import non_embedding_params, use_mesh
 from mmlaws.model import training_flops_per_token as flops_per_token
@@ -55,7 +56,10 @@ def train(*, output_dir: str, data: Batches, run: RunSettings, eval_data: Batche
     if eval_data is not None:
         check_batches(eval_data, "eval_data")
     shares = dict(shares or data.shares)
-    runner = start_run(plan_run(run, shares), data, eval_data, spike_factor=loop.spike_factor,
+    plan = plan_run(run, shares)
+    if getattr(data, "layout", plan.layout) != plan.layout:  # data that names its layout
+        raise ConfigError(f"data uses vocabulary layout {data.layout}, the model {plan.layout}")
+    runner = start_run(plan, data, eval_data, spike_factor=loop.spike_factor,
                        process_local=process_local_batches)
     run_id = run_id or os.path.basename(os.path.abspath(output_dir))
     log = RunLog(output_dir, runner.header(run_id, shares), tracking=loop.tracking)
