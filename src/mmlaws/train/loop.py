@@ -130,6 +130,11 @@ class Run:
     eval_start: dict | None = None  # the evaluation data's state at its start
     process_local: bool = False
 
+    @property
+    def schedule(self):
+        """The learning rate's numbers, the train step's last argument."""
+        return self.plan.recipe.schedule_values()
+
     def header(self, run_id: str, shares: dict) -> dict:
         settings, config = self.plan.settings, self.plan.config
         return {"run_id": run_id, "datasets": shares,
@@ -180,7 +185,7 @@ class Run:
             while int(host(self.state.step)) < total:
                 start = time.perf_counter()
                 self.state, out = self.train_step(
-                    self.state, self.place(next(self.data)), self.host.rng)
+                    self.state, self.place(next(self.data)), self.host.rng, self.schedule)
                 out = host(out)
                 step = int(host(self.state.step))
                 record = self.step_record(out, step, time.perf_counter() - start)
