@@ -8,9 +8,11 @@ that batching may change).
 
 **Who is in the stack at step s** is a pure function of the design: run r is active while
 ``start_r ≤ s < end_r`` (``start`` is 0, or the fork step of a warm-up–stable–decay branch;
-``end`` its total steps) and it has not failed. When that set changes the state is re-packed:
-rows of continuing runs are kept, a new branch starts as a copy of its trunk's row. The stack
-then runs a program compiled for the new R (one compilation per distinct R, cached).
+``end`` its total steps) and it has not failed. The stack has a *capacity* of slots, the power
+of two at or above the number of active runs: a run keeps its slot while it trains, a new
+branch takes a free slot as a copy of its trunk's row, and a free slot computes a copy of an
+active row whose result is dropped. The state is re-packed only when the capacity changes, so
+a stack compiles one program per capacity (a few), not one per composition.
 
 **Records.** Each run writes the JSONL run record of :mod:`mmlaws.laws.records` (step lines,
 events, a final line with its held-out losses); a branch's record opens with its trunk's step
@@ -19,10 +21,13 @@ written every ``sync_every`` steps, so the host prepares the next batches while 
 computes.
 
 **Checkpoints** (orbax, one folder per stack) hold the stacked state and, as JSON, the step,
-the host counters of every run, the failed runs and the final lines not yet written. A stack
-saves when its composition changes and every ``checkpoint_every`` steps; on resume, every run
-log is cut back to the checkpoint's step (:func:`mmlaws.laws.records.truncate_run_log`), so
-a killed and resumed stack writes the same lines as an uninterrupted one.
+the slots, the host counters of every run and the failed runs. A stack saves at step 0 and
+every ``checkpoint_every`` steps. On resume every run still active at the checkpoint's step
+has its log cut back to that step (:func:`mmlaws.laws.records.truncate_run_log`; a final line
+written after it goes too, and the run is trained to its end again), and the log of a branch
+forked later is removed: the stack then computes exactly what it computed before the kill, so a
+killed and resumed stack writes the same lines as an uninterrupted one. Step lines are written
+every ``sync_every`` steps (counted from step 0) and at every run's end.
 """
 
 from __future__ import annotations
@@ -41,13 +46,12 @@ import numpy as np
 from mmlaws.laws.records import RunLogWriter, truncate_run_log
 from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import make_mesh
+from mmlaws.study.streams import Streams
 from mmlaws.train import metrics
 from mmlaws.train.checkpoint import Checkpointer
 from mmlaws.train.header import run_header
 from mmlaws.train.state import state_setup
 from mmlaws.train.step import eval_sums, train_step
-
-from mmlaws.study.streams import Streams
 
 
 @functools.lru_cache(maxsize=16)
@@ -87,12 +91,17 @@ class RunHost:
         self.spikes.count, self.nonfinite = int(s["spike_count"]), int(s["nonfinite"])
 
 
+def capacity(active: int) -> int:
+    """Slots for ``active`` runs: the power of two at or above it (1 when none)."""
+    return 1 << max(active - 1, 0).bit_length()
+
+
 class StackTrainer:
-    """Trains the runs of one stack (see the module docstring); ``train()`` returns the runs'
+    """Trains the runs of one stack (see the module docstring); ``train()`` returns their
     final lines (or failure reasons) by run id."""
 
     def __init__(self, runs: Sequence, streams: Streams, *, runs_dir: str, stack_dir: str,
-                 settings, progress: Callable[[int, float], None] = lambda tokens, flops: None):
+                 settings, progress: Callable[[int, float], None] = lambda tokens, s: None):
         self.runs = list(runs)
         self.by_id = {r.run_id: r for r in self.runs}
         self.streams, self.settings, self.progress = streams, settings, progress
@@ -103,9 +112,11 @@ class StackTrainer:
             first.config, first.direction_recipe, first.layout, self.K)
         self.hosts = {r.run_id: RunHost(len(r.shares), settings.spike_factor) for r in self.runs}
         self.failed: dict[str, str] = {}
-        self.pending_finals: dict[str, dict] = {}
+        self.slots: list[str | None] = []
         self.logs: dict[str, RunLogWriter] = {}
-        self.outputs: list = []  # (step, run ids, device outputs) not yet written
+        self.outputs: list = []  # (step, slots, device outputs) not yet written
+        self.clock = time.perf_counter()
+        self._rngs, self._schedules = {}, {}
         self.ckpt = Checkpointer(self.stack_dir / "checkpoints", every=0, keep=2)
 
     # -- composition ---------------------------------------------------------------------------
@@ -117,60 +128,67 @@ class StackTrainer:
     def last_step(self) -> int:
         return max(r.total_steps for r in self.runs)
 
-    def fresh_rows(self, ids: Sequence[str]):
-        """Initial states of runs starting at step 0 (as the single-run loop initialises)."""
+    def fresh_row(self, rid: str):
+        """A run's initial state, as the single-run loop initialises it."""
+        r = self.by_id[rid]
+        init_rng, _ = jax.random.split(jax.random.key(r.seed, impl=r.rng_impl))
+        return self.setup.init(init_rng)
+
+    def place(self, state, active: list[str]):
+        """The state with ``active`` in slots: continuing runs keep their rows (and slots while
+        the capacity holds), a branch copies its trunk's row, a run starting at 0 is
+        initialised; free slots repeat the first active row."""
+        old = self.slots
+        size = capacity(len(active))
+        slots = [rid if rid in active else None for rid in old] if len(old) == size else []
+        slots += [None] * (size - len(slots))
+        for rid in active:
+            if rid not in slots:
+                slots[slots.index(None)] = rid
+        fill = next(rid for rid in slots if rid is not None)
         rows = []
-        for rid in ids:
-            r = self.by_id[rid]
-            init_rng, _ = jax.random.split(jax.random.key(r.seed, impl=r.rng_impl))
-            rows.append(self.setup.init(init_rng))
-        return rows
-
-    def repack(self, state, old: list[str], new: list[str]):
-        """The stacked state for ``new`` from the state of ``old``: rows kept, branches copied
-        from their trunks, runs starting at 0 initialised."""
-        if old == new and state is not None:
-            return state
-        rows = {}
-        fresh = [rid for rid in new if self.by_id[rid].start_step == 0 and rid not in old]
-        rows.update(zip(fresh, self.fresh_rows(fresh), strict=True))
-        for rid in new:
-            if rid in rows:
-                continue
+        for rid in slots:
+            rid = rid or fill
             src = rid if rid in old else self.by_id[rid].trunk
-            i = old.index(src)
-            rows[rid] = jax.tree.map(lambda x, i=i: x[i], state)
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *(rows[rid] for rid in new))
+            if src in old:
+                rows.append(jax.tree.map(lambda x, i=old.index(src): x[i], state))
+            else:
+                rows.append(self.fresh_row(rid))
+        self.slots = slots
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
 
-    def shapes(self, extra: dict):
-        ids = self.active(int(extra["step"]))
-        one = self.setup.shapes
-        return jax.tree.map(lambda s: jax.ShapeDtypeStruct((len(ids), *s.shape), s.dtype), one)
+    def filled(self) -> list[str]:
+        """The run id computed in each slot (a free slot repeats the first active run)."""
+        fill = next(rid for rid in self.slots if rid is not None)
+        return [rid or fill for rid in self.slots]
 
     # -- the loop ------------------------------------------------------------------------------
-    def train(self) -> dict[str, dict]:
+    def train(self) -> dict[str, dict | str | None]:
         step, state = self.resume()
-        ids = self.active(step)
+        current = [rid for rid in self.slots if rid]  # the composition the state holds
         try:
             while step < self.last_step:
-                new = self.active(step)
-                if new != ids or state is None:
+                active = self.active(step)
+                if active != current:
                     self.flush()
-                    self.open_logs(new, step)
-                    state, ids = self.repack(state, ids, new), new
-                if not ids:
+                    if active:
+                        self.open_logs(active, step)
+                        state = self.place(state, active)
+                    current = active
+                if not active:
                     step += 1
                     continue
+                ids = self.filled()
                 state, out = self.vstep(state, self.batch(ids, step), self.rngs(ids),
                                         self.schedules(ids))
                 step += 1
-                self.outputs.append((step, ids, out, time.perf_counter()))
-                ending = [rid for rid in ids if self.by_id[rid].total_steps == step]
-                if ending or len(self.outputs) >= self.settings.sync_every:
+                self.outputs.append((step, list(self.slots), out))
+                ending = [rid for rid in active if self.by_id[rid].total_steps == step]
+                if ending or step % self.settings.sync_every == 0:
                     self.flush()
                 if ending:
-                    self.finish(state, ids, ending, step)
-                elif self.settings.checkpoint_every and step % self.settings.checkpoint_every == 0:
+                    self.finish(state, ending, step)
+                if self.settings.checkpoint_every and step % self.settings.checkpoint_every == 0:
                     self.save(step, state)
         finally:
             self.flush()
@@ -184,13 +202,21 @@ class StackTrainer:
         return {k: np.stack([b[k] for b in rows]) for k in rows[0]}
 
     def rngs(self, ids):
-        keys = [jax.random.split(jax.random.key(self.by_id[rid].seed, impl=self.by_id[rid].rng_impl))[1]
-                for rid in ids]
-        return jnp.stack(keys)
+        """The runs' dropout keys, ``[R]`` (the second key of each seed, as the loop's)."""
+        key = tuple(ids)
+        if key not in self._rngs:
+            keys = [jax.random.split(jax.random.key(r.seed, impl=r.rng_impl))[1]
+                    for r in map(self.by_id.get, ids)]
+            self._rngs = {key: jnp.stack(keys)}
+        return self._rngs[key]
 
     def schedules(self, ids):
-        values = [self.by_id[rid].recipe.schedule_values() for rid in ids]
-        return jax.tree.map(lambda *xs: np.stack(xs), *values)
+        """The runs' learning-rate schedules, stacked."""
+        key = tuple(ids)
+        if key not in self._schedules:
+            values = [self.by_id[rid].recipe.schedule_values() for rid in ids]
+            self._schedules = {key: jax.tree.map(lambda *xs: np.stack(xs), *values)}
+        return self._schedules[key]
 
     # -- records -------------------------------------------------------------------------------
     def header(self, rid: str) -> dict:
@@ -204,43 +230,39 @@ class StackTrainer:
                              sequence_length=r.sequence_length, modalities=r.modalities,
                              **extra), "role": r.role}
 
-    def log_dir(self, rid: str) -> pathlib.Path:
-        return self.runs_dir / rid
+    def log_path(self, rid: str) -> pathlib.Path:
+        return self.runs_dir / rid / f"{rid}.jsonl"
 
     def open_logs(self, ids, step: int) -> None:
+        """Opens (or reopens) the logs of the active runs; a branch at its fork starts with its
+        trunk's step lines."""
         for rid in ids:
             if rid in self.logs:
                 continue
-            r, folder = self.by_id[rid], self.log_dir(rid)
-            path = folder / f"{rid}.jsonl"
-            if r.trunk and r.start_step == step and not path.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                self.logs[r.trunk].close()  # flushed: copy the trunk's lines up to the fork
-                self.logs[r.trunk] = RunLogWriter(self.log_dir(r.trunk), self.header(r.trunk))
-                self.logs[rid] = RunLogWriter(folder, self.header(rid))
-                for line in (self.log_dir(r.trunk) / f"{r.trunk}.jsonl").read_text().splitlines():
+            r, path = self.by_id[rid], self.log_path(rid)
+            copy = r.trunk and r.start_step == step and not path.exists()
+            self.logs[rid] = RunLogWriter(path.parent, self.header(rid))
+            if copy:
+                for line in self.log_path(r.trunk).read_text().splitlines():
                     obj = json.loads(line)
                     if obj["kind"] in ("step", "event") and obj["step"] <= step:
                         self.logs[rid].write(obj)
-                continue
-            self.logs[rid] = RunLogWriter(folder, self.header(rid))
 
     def flush(self) -> None:
         """Writes the step lines of the outputs computed so far."""
         if not self.outputs:
             return
         host = jax.device_get([o[2] for o in self.outputs])
-        t_prev = getattr(self, "_t_prev", None) or self.outputs[0][3]
-        seconds = max(self.outputs[-1][3] - t_prev, 1e-9) / len(self.outputs)
-        for (step, ids, _, _), out in zip(self.outputs, host, strict=True):
-            for i, rid in enumerate(ids):
-                if rid in self.failed:
-                    continue
+        now = time.perf_counter()
+        seconds = max(now - self.clock, 1e-9) / len(self.outputs)
+        self.clock = now
+        per_row = self.runs[0].batch_size * self.runs[0].sequence_length
+        for (step, slots, _), out in zip(self.outputs, host, strict=True):
+            live = [(i, rid) for i, rid in enumerate(slots) if rid and rid not in self.failed]
+            for i, rid in live:
                 self.step_record(rid, step, jax.tree.map(lambda x, i=i: x[i], out), seconds,
-                                 len(ids))
-            self.progress(len(ids) * self.runs[0].batch_size * self.runs[0].sequence_length,
-                          seconds)
-        self._t_prev = self.outputs[-1][3]
+                                 len(live))
+            self.progress(len(live) * per_row, seconds)
         self.outputs = []
 
     def step_record(self, rid: str, step: int, out: dict, seconds: float, width: int) -> None:
@@ -273,16 +295,16 @@ class StackTrainer:
                        "grad_norm": float(out["grad_norm"]), "median": median,
                        "count": host.spikes.count})
 
-    def finish(self, state, ids, ending, step: int) -> None:
-        """Evaluates the runs that reached their budget, saves, then writes their final lines."""
+    def finish(self, state, ending, step: int) -> None:
+        """Evaluates the runs that reached their budget and writes their final lines."""
         for rid in ending:
             if rid in self.failed:
                 continue
-            params = jax.tree.map(lambda x, i=ids.index(rid): x[i], state.params)
-            self.pending_finals[rid] = {"kind": "final", "step": step,
-                                        **self.token_counts(rid), **self.held_out(rid, params)}
-        self.save(step, state if self.active(step) else None)
-        self.write_finals()
+            params = jax.tree.map(lambda x, i=self.slots.index(rid): x[i], state.params)
+            log = self.logs.pop(rid)
+            log.write({"kind": "final", "step": step, **self.token_counts(rid),
+                       **self.held_out(rid, params)})
+            log.close()
 
     def token_counts(self, rid: str) -> dict:
         names = [n for n, _ in self.by_id[rid].shares]
@@ -306,7 +328,7 @@ class StackTrainer:
                 "loss_per_modality": mods["loss_per_modality"], "eval_tokens": tokens}
 
     def final(self, rid: str) -> dict | None:
-        path = self.log_dir(rid) / f"{rid}.jsonl"
+        path = self.log_path(rid)
         if not path.exists():
             return None
         for line in reversed(path.read_text().splitlines()):
@@ -315,56 +337,42 @@ class StackTrainer:
                 return obj
         return None
 
-    def write_finals(self) -> None:
-        for rid, line in list(self.pending_finals.items()):
-            if self.final(rid) is None:
-                log = self.logs.pop(rid, None) or RunLogWriter(self.log_dir(rid), self.header(rid))
-                log.write(line)
-                log.close()
-            del self.pending_finals[rid]
-
     # -- checkpoints ---------------------------------------------------------------------------
-    def extra(self, step: int) -> dict:
-        return {"step": step, "failed": self.failed, "pending_finals": self.pending_finals,
-                "hosts": {rid: h.get_state() for rid, h in self.hosts.items()}}
-
     def save(self, step: int, state) -> None:
-        if state is None:  # nothing left to train: an empty marker state
-            state = {"done": np.zeros(())}
-        self.ckpt.save(step, state, self.extra(step), force=True)
-        self.ckpt.wait()
+        extra = {"step": step, "slots": self.slots, "failed": self.failed,
+                 "hosts": {rid: h.get_state() for rid, h in self.hosts.items()}}
+        self.ckpt.save(step, state, extra, force=True)
 
     def resume(self) -> tuple[int, object]:
-        """(step, stacked state or None) from the newest loadable checkpoint; every log of a run
-        still to train is cut back to that step (a branch not yet forked loses its log)."""
-        found = self.ckpt.restore_latest(self.restore_shapes)
+        """(step, stacked state or None) from the newest loadable checkpoint, the logs of the
+        runs still to train cut back to that step; without one, a fresh start at step 0 (saved
+        at once, so that any later resume finds the design's composition)."""
+        found = self.ckpt.restore_latest(self.shapes)
         step, state = 0, None
         if found is not None:
             step, state, extra = found
-            self.failed = dict(extra["failed"])
-            self.pending_finals = dict(extra["pending_finals"])
+            self.slots, self.failed = list(extra["slots"]), dict(extra["failed"])
             for rid, s in extra["hosts"].items():
                 self.hosts[rid].set_state(s)
-            if not self.active(step):
-                state = None
-        self.write_finals()
         for r in self.runs:
-            path = self.log_dir(r.run_id) / f"{r.run_id}.jsonl"
+            path = self.log_path(r.run_id)
             if r.total_steps <= step or r.run_id in self.failed or not path.exists():
                 continue
-            if r.start_step > step or (found is None and r.start_step > 0):
-                path.unlink()
-            elif found is None:
-                path.unlink()  # no checkpoint: the run starts again from scratch
+            if found is None or r.start_step > step:
+                path.unlink()  # trained again from its start (or forked again later)
             else:
                 truncate_run_log(path, step)
+        if found is None:
+            active = self.active(0)
+            self.open_logs(active, 0)
+            state = self.place(None, active)
+            self.save(0, state)
         return step, state
 
-    def restore_shapes(self, extra: dict):
-        if not self.active(int(extra["step"])):
-            return {"done": jax.ShapeDtypeStruct((), np.float64)}
-        self.failed = dict(extra["failed"])
-        return self.shapes(extra)
+    def shapes(self, extra: dict):
+        one = self.setup.shapes
+        rows = len(extra["slots"])
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct((rows, *s.shape), s.dtype), one)
 
 
 def stack_dir_name(runs) -> str:
