@@ -25,6 +25,7 @@ ETA) and a line is printed as each stack starts and ends.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import time
@@ -35,11 +36,11 @@ import tqdm
 from mmlaws.data.vocab import VocabLayout
 from mmlaws.errors import ConfigError
 from mmlaws.laws.spikes import SPIKE_FACTOR
-from mmlaws.model import ModelConfig
+from mmlaws.model import PRESETS, ModelConfig
 from mmlaws.model import training_flops_per_token as flops_per_token
-from mmlaws.study.stack import StackTrainer, stack_dir_name
+from mmlaws.study.stack import Programs, StackTrainer, capacities, stack_dir_name
 from mmlaws.study.streams import StreamKey, Streams
-from mmlaws.train.optimizer import Recipe
+from mmlaws.train.optimizer import Recipe, peak_learning_rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,25 @@ class EngineSettings:
     progress: bool = True
 
 
+def from_design(runs: Mapping[str, Mapping], *, layout: VocabLayout, warmup_steps: int,
+                peak_lr: float | None, objective: str = "cm3") -> list[EngineRun]:
+    """The engine's runs of a study design (:func:`mmlaws.study.design.plan`'s dict)."""
+    out = []
+    for rid, d in runs.items():
+        b = d["bindings"]
+        config = PRESETS[b["MODEL"]].replace(**{"vocab_size": layout.size,
+                                                 **b["MODEL_OVERRIDES"]})
+        lr = peak_learning_rate(b["MODEL"], b.get("PEAK_LR", peak_lr))
+        steps = d["steps"]
+        decay = steps if d.get("constant") else d.get("decay_start")
+        recipe = Recipe(lr, steps, warmup_steps=min(warmup_steps, steps), decay_start=decay)
+        out.append(EngineRun(rid, d["model"], config, layout, tuple(b["SHARES"].items()),
+                             recipe, b["BATCH"], b["SEQ_LEN"], seed=d.get("seed", 0),
+                             objective=objective, role=d["role"], trunk=d.get("trunk"),
+                             start_step=d.get("fork_step", 0)))
+    return out
+
+
 def _status(runs_dir, run: EngineRun) -> str:
     """``finished`` (a final line), ``failed`` (a failed event), else ``todo``."""
     path = runs_dir / run.run_id / f"{run.run_id}.jsonl"
@@ -175,9 +195,11 @@ def plan_stacks(runs: Sequence[EngineRun], max_stack: int) -> list[list[EngineRu
 def _to_train(stack: list[EngineRun], stacks_dir, runs_dir) -> list[EngineRun]:
     """The stack as designed when it has a checkpoint (a resume needs every row); otherwise its
     unfinished runs and the trunks they fork from."""
+    todo = [r for r in stack if _status(runs_dir, r) == "todo"]
+    if not todo:
+        return []
     if (stacks_dir / stack_dir_name(stack) / "checkpoints").exists():
         return stack
-    todo = [r for r in stack if _status(runs_dir, r) == "todo"]
     trunks = {r.trunk for r in todo if r.trunk}
     return [r for r in stack if r in todo or r.run_id in trunks]
 
@@ -201,12 +223,21 @@ def train_design(runs: Sequence[EngineRun], *, output_dir: str, data_dir: str,
                       eval_batch_size=settings.eval_batch_size)
     stacks = [s for s in (_to_train(s, stacks_dir, runs_dir)
                           for s in plan_stacks(runs, settings.max_stack)) if s]
+    eval_batches = streams.prepare_eval({(n, r.sequence_length, r.objective)
+                                         for s in stacks for r in s for n, _ in r.shares})
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    programs = {}
+    for stack in stacks:  # compiled ahead, in the order the stacks train
+        key = (stack[0].stack_key, max(len(r.shares) for r in stack))
+        if key not in programs:
+            programs[key] = Programs(stack[0], key[1], pool)
+        programs[key].prepare(capacities(stack), eval_batches, settings.eval_batch_size)
     total = sum(r.tokens for s in stacks for r in s)
     done = len(runs) - sum(len(s) for s in stacks)
     print(f"mmlaws engine: {len(runs)} runs, {done} already finished; {len(stacks)} stack(s) "
           f"to train, {total / 1e6:.3g}M tokens", flush=True)
     bar = tqdm.tqdm(total=total, unit="tok", unit_scale=True, dynamic_ncols=True,
-                    disable=not settings.progress)
+                    mininterval=1.0, disable=not settings.progress)
     meter = _Meter(bar)
     start = time.perf_counter()
     for k, stack in enumerate(stacks, 1):
@@ -215,7 +246,8 @@ def train_design(runs: Sequence[EngineRun], *, output_dir: str, data_dir: str,
         bar.write(f"mmlaws engine: stack {k}/{len(stacks)}: {len(stack)} runs of model "
                   f"{first.model} ({first.config.d_model} wide, {first.config.num_layers} layers)")
         t0 = time.perf_counter()
-        trainer = StackTrainer(stack, streams, runs_dir=str(runs_dir),
+        key = (stack[0].stack_key, max(len(r.shares) for r in stack))
+        trainer = StackTrainer(stack, streams, programs[key], runs_dir=str(runs_dir),
                                stack_dir=str(stacks_dir / stack_dir_name(stack)),
                                settings=settings, progress=lambda tok, s, f=fpt: meter(tok, f))
         trainer.train()
@@ -224,6 +256,7 @@ def train_design(runs: Sequence[EngineRun], *, output_dir: str, data_dir: str,
         bar.write(f"mmlaws engine: stack {k}/{len(stacks)} done in {time.perf_counter() - t0:.0f} s"
                   f" ({len(trainer.failed)} failed)")
     bar.close()
+    pool.shutdown()
     seconds = time.perf_counter() - start
     print(f"mmlaws engine: {total / 1e6:.3g}M tokens in {seconds:.0f} s, "
           f"{meter.flops / max(seconds, 1e-9) / 1e9:.1f} model GFLOP/s", flush=True)

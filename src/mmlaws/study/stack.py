@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmlaws.data.batch import DTYPES, FIELDS
 from mmlaws.laws.records import RunLogWriter, truncate_run_log
 from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import make_mesh
@@ -54,22 +55,81 @@ from mmlaws.train.state import state_setup
 from mmlaws.train.step import eval_sums, train_step
 
 
-@functools.lru_cache(maxsize=16)
-def _programs(config, direction_recipe, layout, num_datasets: int):
-    """(vmapped jitted train step, jitted scan of eval sums, state setup) of one shape."""
-    setup = state_setup(config, direction_recipe, make_mesh({"data": 1}, jax.devices()[:1]))
-    step = functools.partial(train_step, config=config, optimizer=setup.optimizer, vocab=layout,
-                             num_datasets=num_datasets)
-    vstep = jax.jit(jax.vmap(step), donate_argnums=0)
+class Programs:
+    """The compiled programs of one stack shape: the train step vmapped over ``capacity``
+    slots (one per capacity) and the evaluation of one run on ``[E, B, T]`` batches.
 
-    def evaluate(params, batches):  # batches: [E, B, T] per field -> summed eval sums
-        one = functools.partial(eval_sums, config=config, vocab=layout, num_datasets=1)
-        first = jax.tree.map(lambda x: x[0], batches)
-        zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(one, params, first))
-        add = lambda acc, b: (jax.tree.map(jnp.add, acc, one(params, b)), None)
-        return jax.lax.scan(add, zero, batches)[0]
+    Everything a stack will run is known from its design, so :meth:`prepare` compiles ahead
+    of time (:func:`jax.jit` ``.lower(...).compile()`` from abstract shapes) on a background
+    thread while earlier stacks train; :meth:`step` and :meth:`evaluate` wait for theirs.
+    """
 
-    return vstep, jax.jit(evaluate), setup
+    def __init__(self, run, num_datasets: int, pool):
+        self.run, self.pool, self.K = run, pool, num_datasets
+        self.setup = state_setup(run.config, run.direction_recipe,
+                                 make_mesh({"data": 1}, jax.devices()[:1]))
+        step = functools.partial(train_step, config=run.config, optimizer=self.setup.optimizer,
+                                 vocab=run.layout, num_datasets=num_datasets)
+        self._vstep = jax.jit(jax.vmap(step), donate_argnums=0)
+        self._eval = jax.jit(functools.partial(_evaluate, config=run.config, vocab=run.layout))
+        self._futures: dict = {}
+
+    def prepare(self, capacities, eval_batches: int, eval_rows: int) -> None:
+        for c in capacities:
+            if ("step", c) not in self._futures:
+                self._futures["step", c] = self.pool.submit(self._compile_step, c)
+        key = ("eval", eval_batches, eval_rows)
+        if key not in self._futures:
+            self._futures[key] = self.pool.submit(self._compile_eval, eval_batches, eval_rows)
+
+    def step(self, capacity: int):
+        self.prepare([capacity], 0, 0) if ("step", capacity) not in self._futures else None
+        return self._futures["step", capacity].result()
+
+    def evaluate(self, params, batches):
+        key = ("eval", *batches["inputs"].shape[:2])
+        if key not in self._futures:
+            self._futures[key] = self.pool.submit(self._compile_eval, *key[1:])
+        return self._futures[key].result()(params, batches)
+
+    def _compile_step(self, capacity: int):
+        r = self.run
+        lead = lambda s: jax.ShapeDtypeStruct((capacity, *s.shape), s.dtype)
+        state = jax.tree.map(lead, self.setup.shapes)
+        batch = {k: jax.ShapeDtypeStruct((capacity, r.batch_size, r.sequence_length), DTYPES[k])
+                 for k in FIELDS}
+        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0, impl=r.rng_impl),
+                                                       capacity))
+        schedule = jax.tree.map(lambda v: jax.ShapeDtypeStruct((capacity,), np.float32),
+                                r.recipe.schedule_values())
+        return self._vstep.lower(state, batch, keys, schedule).compile()
+
+    def _compile_eval(self, batches: int, rows: int):
+        r = self.run
+        params = self.setup.shapes.params
+        data = {k: jax.ShapeDtypeStruct((batches, rows, r.sequence_length), DTYPES[k])
+                for k in FIELDS}
+        return self._eval.lower(params, data).compile()
+
+
+def _evaluate(params, batches, *, config, vocab):
+    """Summed eval sums of one run over ``[E, B, T]`` batches (a scan over E)."""
+    one = functools.partial(eval_sums, config=config, vocab=vocab, num_datasets=1)
+    first = jax.tree.map(lambda x: x[0], batches)
+    zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(one, params, first))
+    add = lambda acc, b: (jax.tree.map(jnp.add, acc, one(params, b)), None)
+    return jax.lax.scan(add, zero, batches)[0]
+
+
+def capacities(runs) -> list[int]:
+    """The capacities a stack of ``runs`` goes through, in order (failures aside)."""
+    events = sorted({r.start_step for r in runs} | {r.total_steps for r in runs})
+    out = []
+    for s in events:
+        n = sum(r.start_step <= s < r.total_steps for r in runs)
+        if n and (not out or out[-1] != capacity(n)):
+            out.append(capacity(n))
+    return out
 
 
 class RunHost:
@@ -100,16 +160,14 @@ class StackTrainer:
     """Trains the runs of one stack (see the module docstring); ``train()`` returns their
     final lines (or failure reasons) by run id."""
 
-    def __init__(self, runs: Sequence, streams: Streams, *, runs_dir: str, stack_dir: str,
-                 settings, progress: Callable[[int, float], None] = lambda tokens, s: None):
+    def __init__(self, runs: Sequence, streams: Streams, programs: Programs, *, runs_dir: str,
+                 stack_dir: str, settings,
+                 progress: Callable[[int, float], None] = lambda tokens, s: None):
         self.runs = list(runs)
         self.by_id = {r.run_id: r for r in self.runs}
         self.streams, self.settings, self.progress = streams, settings, progress
         self.runs_dir, self.stack_dir = pathlib.Path(runs_dir), pathlib.Path(stack_dir)
-        first = self.runs[0]
-        self.K = max(len(r.shares) for r in self.runs)
-        self.vstep, self.evaluate, self.setup = _programs(
-            first.config, first.direction_recipe, first.layout, self.K)
+        self.programs, self.setup = programs, programs.setup
         self.hosts = {r.run_id: RunHost(len(r.shares), settings.spike_factor) for r in self.runs}
         self.failed: dict[str, str] = {}
         self.slots: list[str | None] = []
@@ -166,6 +224,7 @@ class StackTrainer:
     def train(self) -> dict[str, dict | str | None]:
         step, state = self.resume()
         current = [rid for rid in self.slots if rid]  # the composition the state holds
+        self.open_logs(current, step)
         try:
             while step < self.last_step:
                 active = self.active(step)
@@ -179,8 +238,8 @@ class StackTrainer:
                     step += 1
                     continue
                 ids = self.filled()
-                state, out = self.vstep(state, self.batch(ids, step), self.rngs(ids),
-                                        self.schedules(ids))
+                state, out = self.programs.step(len(ids))(
+                    state, self.batch(ids, step), self.rngs(ids), self.schedules(ids))
                 step += 1
                 self.outputs.append((step, list(self.slots), out))
                 ending = [rid for rid in active if self.by_id[rid].total_steps == step]
@@ -317,7 +376,7 @@ class StackTrainer:
         r, total, per_ds, tokens = self.by_id[rid], None, {}, {}
         for name, _ in r.shares:
             ev = self.streams.eval_set(name, r.sequence_length, r.objective)
-            sums = jax.device_get(self.evaluate(params, ev.batches))
+            sums = jax.device_get(self.programs.evaluate(params, ev.batches))
             per_ds[name] = float(sums["loss_sum"] / sums["weight_sum"])
             tokens[name] = float(sums["weight_sum"])
             total = metrics.add_sums(total, {k: v for k, v in sums.items()
@@ -339,6 +398,7 @@ class StackTrainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, step: int, state) -> None:
+        self.flush()  # the host counters must account for every step up to this one
         extra = {"step": step, "slots": self.slots, "failed": self.failed,
                  "hosts": {rid: h.get_state() for rid, h in self.hosts.items()}}
         self.ckpt.save(step, state, extra, force=True)
@@ -363,9 +423,7 @@ class StackTrainer:
             else:
                 truncate_run_log(path, step)
         if found is None:
-            active = self.active(0)
-            self.open_logs(active, 0)
-            state = self.place(None, active)
+            state = self.place(None, self.active(0))
             self.save(0, state)
         return step, state
 

@@ -108,6 +108,21 @@ class Streams:
             self._eval[key] = self._build_eval(name, sequence_length, objective)
         return self._eval[key]
 
+    def prepare_eval(self, keys) -> int:
+        """Builds the evaluation sets of ``keys`` ((name, sequence length, objective)) and pads
+        each to the same number of batches (batches of weight 0 add nothing), so that one
+        compiled evaluation serves every dataset; returns that number."""
+        sets = {key: self.eval_set(*key) for key in keys}
+        most = max((len(e.batches["inputs"]) for e in sets.values()), default=0)
+        for key, e in sets.items():
+            short = most - len(e.batches["inputs"])
+            if short:
+                pad = {k: np.concatenate([v, np.repeat(v[-1:], short, axis=0)])
+                       for k, v in e.batches.items()}
+                pad["weights"][-short:] = 0.0
+                self._eval[key] = EvalSet(e.name, pad, e.tokens)
+        return most
+
     def _build_eval(self, name: str, sequence_length: int, objective: str) -> EvalSet:
         from mmlaws.data import mixture
 
