@@ -18,6 +18,7 @@ from mmlaws.model import PRESETS
 from mmlaws.study.engine import EngineRun, EngineSettings, plan_stacks, train_design
 from mmlaws.train.loop import train
 from mmlaws.train.optimizer import Recipe
+from mmlaws.train.runlog import Tracking
 from mmlaws.train.settings import LoopSettings, RunSettings
 
 LAYOUT = vocab.TINY
@@ -66,7 +67,8 @@ def test_a_stacked_run_computes_what_it_computes_alone(data_dir, tmp_path):
                                vocab="tiny", peak_lr=r.recipe.peak_lr, warmup_steps=3,
                                seed=r.seed)  # the batch split over the 8 test devices
         train(output_dir=str(tmp_path / "alone" / r.run_id), data=data, run=settings,
-              loop=LoopSettings(checkpoint_every=100, use_wandb=False, progress=False),
+              loop=LoopSettings(checkpoint_every=100, tracking=Tracking(wandb=False),
+                                progress=False),
               run_id=r.run_id)
         alone = lines(tmp_path / "alone" / r.run_id / f"{r.run_id}.jsonl")
         stacked = lines(tmp_path / "stack" / "runs" / r.run_id / f"{r.run_id}.jsonl")

@@ -21,6 +21,7 @@ does steps 3–4 once the runs have finished. Running the study again skips fini
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -153,6 +154,9 @@ def _train_stacked(runs, out: pathlib.Path, data: DataBuild, run: RunSettings,
                           "EngineSettings (or use SweepSettings.engine='process')")
     todo = from_design(runs, layout=resolve_layout(data.layout), warmup_steps=run.warmup_steps,
                        peak_lr=run.peak_lr)
+    if engine.tracking.group is None:
+        engine = dataclasses.replace(
+            engine, tracking=dataclasses.replace(engine.tracking, group=wandb_group(out)))
     results = train_design(todo, output_dir=str(out), data_dir=os.fspath(data.data_dir),
                            settings=engine)
     failed = {rid: r for rid, r in results.items() if not isinstance(r, dict)}

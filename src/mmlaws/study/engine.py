@@ -41,6 +41,7 @@ from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.study.stack import Programs, StackTrainer, capacities, stack_dir_name
 from mmlaws.study.streams import StreamKey, Streams
 from mmlaws.train.optimizer import Recipe, peak_learning_rate
+from mmlaws.train.runlog import Tracking
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,10 @@ class EngineSettings:
     - ``spike_factor``: a ``grad_spike`` event above this × the running median gradient norm;
     - ``max_nonfinite``: consecutive non-finite losses after which a run is marked failed (the
       others go on);
-    - ``progress``: one bar for the whole design.
+    - ``progress``: one bar for the whole design;
+    - ``tracking``: the run logs' mirrors (:class:`mmlaws.train.runlog.Tracking`): TensorBoard
+      event files beside each record by default; wandb, one wandb run per study run, when
+      asked (a study sets its group).
     """
 
     max_stack: int = 16
@@ -121,6 +125,7 @@ class EngineSettings:
     spike_factor: float = SPIKE_FACTOR
     max_nonfinite: int = 10
     progress: bool = True
+    tracking: Tracking = Tracking(wandb=False)
 
 
 def from_design(runs: Mapping[str, Mapping], *, layout: VocabLayout, warmup_steps: int,

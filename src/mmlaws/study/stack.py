@@ -44,13 +44,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmlaws.data.batch import DTYPES, FIELDS
-from mmlaws.laws.records import RunLogWriter, truncate_run_log
+from mmlaws.laws.records import truncate_run_log
 from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import make_mesh
 from mmlaws.study.streams import Streams
 from mmlaws.train import metrics
 from mmlaws.train.checkpoint import Checkpointer
 from mmlaws.train.header import run_header
+from mmlaws.train.runlog import RunLog
 from mmlaws.train.state import state_setup
 from mmlaws.train.step import eval_sums, train_step
 
@@ -171,7 +172,7 @@ class StackTrainer:
         self.hosts = {r.run_id: RunHost(len(r.shares), settings.spike_factor) for r in self.runs}
         self.failed: dict[str, str] = {}
         self.slots: list[str | None] = []
-        self.logs: dict[str, RunLogWriter] = {}
+        self.logs: dict[str, RunLog] = {}
         self.outputs: list = []  # (step, slots, device outputs) not yet written
         self.clock = time.perf_counter()
         self._rngs, self._schedules = {}, {}
@@ -300,7 +301,8 @@ class StackTrainer:
                 continue
             r, path = self.by_id[rid], self.log_path(rid)
             copy = r.trunk and r.start_step == step and not path.exists()
-            self.logs[rid] = RunLogWriter(path.parent, self.header(rid))
+            self.logs[rid] = RunLog(str(path.parent), self.header(rid),
+                                    tracking=self.settings.tracking)
             if copy:
                 for line in self.log_path(r.trunk).read_text().splitlines():
                     obj = json.loads(line)
