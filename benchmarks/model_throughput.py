@@ -49,10 +49,11 @@ def measure(config, layout, batch: int, context: int, steps: int, mesh) -> float
     state = setup.init(jax.random.key(0))
     arrays = place_batch(random_batch(batch, context, layout.used_size), mesh)
     rng, times = jax.random.key(1), []
+    schedule = setup.recipe.schedule_values()
     with M.use_mesh(mesh):
         for i in range(steps + 2):
             start = time.perf_counter()
-            state, metrics = train(state, arrays, rng)
+            state, metrics = train(state, arrays, rng, schedule)
             jax.block_until_ready(metrics["loss"])
             if i >= 2:
                 times.append(time.perf_counter() - start)

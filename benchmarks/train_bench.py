@@ -50,11 +50,12 @@ def jax_runner(config, recipe, arrays, rng_impl: str):
     state = [setup.init(jax.random.key(0))]
     batch = place_batch(arrays, mesh)
     rng = jax.random.key(1, impl=rng_impl)
+    schedule = recipe.schedule_values()
 
     def run(steps: int) -> None:
         with use_mesh(mesh):
             for _ in range(steps):
-                state[0], metrics = train(state[0], batch, rng)
+                state[0], metrics = train(state[0], batch, rng, schedule)
             jax.block_until_ready(metrics["loss"])
 
     return run

@@ -74,7 +74,7 @@ def test_restart_policy_on_a_forced_plateau(tmp_path):
     # The run still finishes and the law fitter reads it.
     table = read_runs(tmp_path / "run")
     assert table.run_id.tolist() == ["run"] and table.datasets == (("prose", "voice"),)
-    assert rec.header["N_convention"] == "non_embedding" and rec.final["step"] == 12
+    assert rec.header["N_convention"] == "total" and rec.final["step"] == 12
 
 
 def test_non_finite_losses_stop_the_run_with_a_valid_checkpoint(tmp_path):

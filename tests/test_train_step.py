@@ -76,7 +76,7 @@ def test_sharded_step_trains_and_skips_non_finite_updates(params, batch):
     state = setup.init(jax.random.key(0))
     train, _ = jit_steps(setup, vocab=TINY, num_datasets=3, micro_batches=2)
     with use_mesh(mesh):
-        state, m = train(state, batch, jax.random.key(1))
+        state, m = train(state, batch, jax.random.key(1), recipe.schedule_values())
         assert bool(m["finite"]) and int(state.step) == 1
         assert float(m["loss"]) == pytest.approx(unsharded_loss, rel=1e-5)  # same init, same loss
         assert m["dataset_tokens"].tolist() == [(batch["dataset_ids"] == k).sum()
@@ -84,7 +84,7 @@ def test_sharded_step_trains_and_skips_non_finite_updates(params, batch):
         assert float(m["lr"]) == pytest.approx(1e-2 / 2)
         before = jax.device_get(state)
         bad = dict(batch, weights=np.where(batch["weights"] > 0, np.nan, 0).astype(np.float32))
-        state, m = train(state, bad, jax.random.key(1))
+        state, m = train(state, bad, jax.random.key(1), recipe.schedule_values())
         after = jax.device_get(state)
     assert not bool(m["finite"])
     assert int(after.step) == 2 and int(after.skipped) == 1

@@ -234,6 +234,29 @@ def read_csv(
     )
 
 
+def truncate_run_log(path: str | pathlib.Path, step: int) -> int:
+    """Cuts a run log back to what a resume from ``step`` keeps: the header and every line of
+    a step ≤ ``step``, no ``final`` line, and no truncated last line (a kill mid-write).
+    Returns how many lines were dropped. The file is replaced atomically."""
+    path = pathlib.Path(path)
+    lines = path.read_text().splitlines(keepends=True)
+    keep = []
+    for i, line in enumerate(lines):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # a truncated last line
+            raise DataError(f"{path}:{i + 1}: not valid JSON") from None
+        kind = obj.get("kind")
+        if kind == "header" or (kind != "final" and int(obj.get("step", 0)) <= step):
+            keep.append(line if line.endswith("\n") else line + "\n")
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(keep))
+    tmp.replace(path)
+    return len(lines) - len(keep)
+
+
 # ----------------------------------------------------------------------------- writer
 class RunLogWriter:
     """Appends schema lines to ``<folder>/<run_id>.jsonl``, flushing each line as it is written."""

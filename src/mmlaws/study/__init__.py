@@ -5,9 +5,11 @@ its settings (the frozen dataclasses of :mod:`mmlaws.study.settings` and
 :class:`mmlaws.laws.FitSettings`, bound by gin), it
 
 1. builds the datasets from their local sources (:mod:`mmlaws.data`; cached);
-2. runs the design (:func:`~mmlaws.study.design.plan`: model sizes × token budgets on each
-   dataset and each 50/50 pair, and an optional batch scan) as a resumable sweep
-   (:func:`mmlaws.sweep.run_sweep`, local processes or a SLURM array) under ``<output_dir>/runs``;
+2. trains the design (:func:`~mmlaws.study.design.plan`: model sizes × token budgets on each
+   dataset and each 50/50 pair, seeds, an optional batch scan, decay or WSD schedules) under
+   ``<output_dir>/runs``: on this host in one process with runs of one shape stacked
+   (:mod:`mmlaws.study.engine`, the default), or one process or SLURM job per run
+   (:func:`mmlaws.sweep.run_sweep`); finished runs are kept, interrupted ones resume;
 3. fits the laws with bootstrap intervals and held-out errors, measures the phenomena
    (:func:`~mmlaws.study.analyse.analyse`), and writes ``study.json``;
 4. writes the report (:func:`~mmlaws.study.report.write_report`): ``<output_dir>/README.md``
@@ -19,17 +21,20 @@ does steps 3–4 once the runs have finished. Running the study again skips fini
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import pathlib
 import time
 
+from mmlaws.data.vocab import resolve_layout
 from mmlaws.errors import ConfigError, DataError
 from mmlaws.laws.records import read_runs
 from mmlaws.laws.table import FitSettings
 from mmlaws.study import design as design_lib
 from mmlaws.study.analyse import Analysis, analyse
+from mmlaws.study.engine import EngineSettings, from_design, train_design
 from mmlaws.study.fit_jobs import progress_bar
 from mmlaws.study.report import write_report
 from mmlaws.study.settings import DataBuild, Design, RunSettings, SweepSettings
@@ -37,28 +42,38 @@ from mmlaws.sweep import run_sweep
 
 RUN_GIN = os.path.join(os.path.dirname(__file__), "run.gin")
 
-__all__ = ["Analysis", "DataBuild", "Design", "FitSettings", "RunSettings", "SweepSettings",
-           "analyse", "report_study", "run_study", "write_report"]
+__all__ = ["Analysis", "DataBuild", "Design", "EngineSettings", "FitSettings", "RunSettings",
+           "SweepSettings", "analyse", "report_study", "run_study", "write_report"]
 
 
 def run_study(
     *, output_dir: str, design: Design, data: DataBuild = DataBuild(),
     run: RunSettings = RunSettings(), sweep: SweepSettings = SweepSettings(),
-    fit: FitSettings = FitSettings(), title: str = "mmlaws study",
+    engine: EngineSettings = EngineSettings(), fit: FitSettings = FitSettings(),
+    title: str = "mmlaws study",
 ) -> dict | None:
     """Builds data, trains the design, fits laws, measures phenomena, writes the report.
 
     Args:
       output_dir: the study folder (``runs/``, ``design.json``, ``study.json``, the report).
       design: the runs (:class:`~mmlaws.study.settings.Design`); data: how the datasets are
-        built; run: every run's training settings; sweep: how the runs are run; fit: how the
-        laws are fitted (:class:`~mmlaws.laws.FitSettings`).
+        built; run: every run's training settings; sweep: how the runs are run; engine: the
+        single-process engine's settings (``sweep.engine="stacked"``); fit: how the laws are
+        fitted (:class:`~mmlaws.laws.FitSettings`).
     Returns: ``study.json``'s contents, or None when the runs were submitted, not run.
     """
     t0 = time.perf_counter()
     out = pathlib.Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = design_lib.plan(design, batch_size=run.batch_size, sequence_length=run.sequence_length)
+    runs = design_lib.plan(design, batch_size=run.batch_size, sequence_length=run.sequence_length,
+                           warmup_steps=run.warmup_steps)
+    stacked = sweep.backend == "local" and sweep.engine == "stacked"
+    if sweep.engine not in ("stacked", "process"):
+        raise ConfigError(f"SweepSettings.engine={sweep.engine!r}: expected 'stacked' or 'process'")
+    if design.schedule == "wsd" and not stacked:
+        raise ConfigError("Design.schedule='wsd' needs the stacked engine (branches fork from "
+                          "their trunk's state): SweepSettings.engine='stacked', backend='local'")
+    _check_same_design(out / "design.json", runs)
     (out / "design.json").write_text(json.dumps(runs, indent=1))
     n_law = sum(r["role"] == "law" for r in runs.values())
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(design.datasets)}, "
@@ -66,23 +81,27 @@ def run_study(
           f"{[design_lib.tokens_label(b) for b in design.budgets]}", flush=True)
     design_lib.build_data(design.datasets, data_dir=data.data_dir, layout=data.layout,
                           token_budget=data.tokens, offline=data.offline)
-    common = {"DATA_DIR": os.fspath(data.data_dir), "VOCAB": data.layout.lower(),
-              "WANDB_GROUP": wandb_group(out), **run.bindings()}
-    points = design_lib.points(runs, common=common, extra=run.extra_bindings)
     t1 = time.perf_counter()
-    rows = run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
-                     backend=sweep.backend, parallel=sweep.parallel, dry_run=sweep.dry_run,
-                     slurm_options=sweep.slurm_options)
+    if stacked:
+        _train_stacked(runs, out, data, run, engine)
+    else:
+        common = {"DATA_DIR": os.fspath(data.data_dir), "VOCAB": data.layout.lower(),
+                  "WANDB_GROUP": wandb_group(out), **run.bindings()}
+        points = design_lib.points(runs, common=common, extra=run.extra_bindings)
+        rows = run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
+                         backend=sweep.backend, parallel=sweep.parallel, dry_run=sweep.dry_run,
+                         slurm_options=sweep.slurm_options)
+        if sweep.backend != "local" or sweep.dry_run:
+            print(f"mmlaws study: runs submitted; when they finish, write the report with "
+                  f"configs/study/report.gin --gin_param=STUDY_DIR='{out}'")
+            return None
+        failed = [r["run_id"] for r in rows if r["status"] != "finished"]
+        if failed:
+            raise DataError(f"{len(failed)} run(s) did not finish: {failed[:4]}"
+                            f"{' ...' if len(failed) > 4 else ''}; see "
+                            f"{out}/runs/<run_id>/stdout.log and run the study again to resume "
+                            "them (finished runs are kept)")
     t2 = time.perf_counter()
-    if sweep.backend != "local" or sweep.dry_run:
-        print(f"mmlaws study: runs submitted; when they finish, write the report with "
-              f"configs/study/report.gin --gin_param=STUDY_DIR='{out}'")
-        return None
-    failed = [r["run_id"] for r in rows if r["status"] != "finished"]
-    if failed:
-        raise DataError(f"{len(failed)} run(s) did not finish: {failed[:4]}"
-                        f"{' ...' if len(failed) > 4 else ''}; see {out}/runs/<run_id>/stdout.log "
-                        "and run the study again to resume them (finished runs are kept)")
     results = report_study(study_dir=str(out), fit=fit, warmup_tokens=run.warmup_tokens,
                            title=title)
     results["timing_s"] = {"data": round(t1 - t0, 1), "training": round(t2 - t1, 1),
@@ -124,6 +143,39 @@ def wandb_group(study_dir: str | os.PathLike) -> str:
     path>``, readable and distinct from a same-named study elsewhere."""
     path = os.path.abspath(study_dir)
     return f"{os.path.basename(path)}-{hashlib.sha256(path.encode()).hexdigest()[:6]}"
+
+
+def _train_stacked(runs, out: pathlib.Path, data: DataBuild, run: RunSettings,
+                   engine: EngineSettings) -> None:
+    """The design on this host in one process; failed runs are named and left out."""
+    if run.extra_bindings:
+        raise ConfigError(f"RunSettings.extra_bindings={dict(run.extra_bindings)!r} are gin "
+                          "bindings of the process-per-run path; the stacked engine takes "
+                          "EngineSettings (or use SweepSettings.engine='process')")
+    todo = from_design(runs, layout=resolve_layout(data.layout), warmup_steps=run.warmup_steps,
+                       peak_lr=run.peak_lr)
+    if engine.tracking.group is None:
+        engine = dataclasses.replace(
+            engine, tracking=dataclasses.replace(engine.tracking, group=wandb_group(out)))
+    results = train_design(todo, output_dir=str(out), data_dir=os.fspath(data.data_dir),
+                           settings=engine)
+    failed = {rid: r for rid, r in results.items() if not isinstance(r, dict)}
+    if failed:
+        print(f"mmlaws study: {len(failed)} run(s) failed and are left out: "
+              + "; ".join(f"{rid} ({why})" for rid, why in list(failed.items())[:4]))
+
+
+def _check_same_design(path: pathlib.Path, runs: dict) -> None:
+    """A study folder holds one design: resuming with another one is refused, naming runs."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(json.dumps(runs))
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if differ:
+        raise ConfigError(f"{path.parent} was written by a different design: runs "
+                          f"{differ[:5]}{' ...' if len(differ) > 5 else ''} differ; use another "
+                          "output_dir (or remove the folder to start over)")
 
 
 def _json(v):

@@ -32,6 +32,7 @@ BUILDERS = {
     "speech": "mmlaws.corpora.speech:build_speech",
     "speech_text": "mmlaws.corpora.speech:build_speech_text",
 }
+SCHEDULES = ("decay", "wsd")
 MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "d_ff", "dropout",
               "init_std", "remat", "dtype", "peak_lr")
 
@@ -88,17 +89,31 @@ def _check(design: Design, batch_size: int, sequence_length: int) -> None:
                  or len(scan.get("batch_sizes", ())) < 3):
         raise ConfigError(f"study batch_scan={dict(scan)!r}: needs a model of "
                           f"{sorted(models)}, a budget and at least 3 batch_sizes")
+    bad = {m: n for m, n in design.seeds.items()
+           if m not in models or not isinstance(n, int) or n < 1}
+    if bad:
+        raise ConfigError(f"study seeds={dict(design.seeds)!r}: give a model of {sorted(models)} "
+                          f"and a whole number of seeds >= 1 (bad: {bad})")
+    if design.schedule not in SCHEDULES:
+        raise ConfigError(f"study schedule={design.schedule!r}: expected one of {SCHEDULES}")
+    if not 0 < design.cooldown < 1:
+        raise ConfigError(f"study cooldown={design.cooldown!r}: a fraction in (0, 1)")
 
 
-def plan(design: Design, *, batch_size: int, sequence_length: int) -> dict[str, dict]:
+def plan(design: Design, *, batch_size: int, sequence_length: int,
+         warmup_steps: int = 0) -> dict[str, dict]:
     """The runs of a study: ``{run_id: {"role", "datasets", "model", "tokens", "batch",
-    "steps", "bindings"}}``, ``bindings`` being values of the gin macros of
+    "steps", "seed", "bindings"}}``, ``bindings`` being values of the gin macros of
     ``study/run.gin`` (``SHARES``, ``MODEL``, ``MODEL_OVERRIDES``, ``STEPS``, ``BATCH``,
-    ``SEQ_LEN`` and a model's own ``PEAK_LR``).
+    ``SEQ_LEN``, ``SEED`` and a model's own ``PEAK_LR``).
 
-    Law runs: every model × budget on each dataset, each pair (``design.pairs``) and all
-    datasets together (``design.nmodal``); batch-scan runs (role ``batch``) as
+    Law runs: every model × budget (× its seeds) on each dataset, each pair (``design.pairs``)
+    and all datasets together (``design.nmodal``); batch-scan runs (role ``batch``) as
     :class:`~mmlaws.study.settings.Design` says. Steps = ⌈budget / (batch × sequence_length)⌉.
+    With ``schedule="wsd"`` each law run is a branch (``trunk``: its trunk's id, ``fork_step``,
+    ``decay_start``) and each model, dataset set and seed has a trunk run (role ``trunk``,
+    trained at constant rate up to its last branch's fork); ``warmup_steps`` keeps every fork
+    after the warm-up.
     """
     _check(design, batch_size, sequence_length)
     datasets = design.datasets
@@ -109,25 +124,33 @@ def plan(design: Design, *, batch_size: int, sequence_length: int) -> dict[str, 
         sets.append(tuple(sorted(datasets)))
     runs = {}
 
-    def add(role, ds, model, tokens, batch):
+    def add(role, ds, model, tokens, batch, seed=0, **extra):
         steps = max(1, math.ceil(tokens / (batch * sequence_length)))
         spec = {**design.model_defaults, **design.models[model]}
         lr = spec.pop("peak_lr", None)
         preset = spec.pop("preset", design.base_model)
-        rid = f"{'+'.join(ds)}_{model}_D{tokens_label(tokens)}"
+        rid = f"{'+'.join(ds)}_{model}_" + ("trunk" if role == "trunk" else
+                                             f"D{tokens_label(tokens)}")
         if role == "batch":
             rid += f"_b{batch}"
+        rid += f"_s{seed}" if seed else ""
         bindings = {"SHARES": {d: 1.0 / len(ds) for d in ds}, "MODEL": preset,
                     "MODEL_OVERRIDES": spec, "STEPS": steps, "BATCH": batch,
-                    "SEQ_LEN": sequence_length}
+                    "SEQ_LEN": sequence_length, "SEED": seed}
         if lr is not None:
             bindings["PEAK_LR"] = float(lr)
         runs.setdefault(rid, {"role": role, "datasets": list(ds), "model": model,
                               "tokens": float(tokens), "batch": batch, "steps": steps,
-                              "bindings": bindings})
+                              "seed": seed, **extra, "bindings": bindings})
+        return rid, steps
 
-    for ds, model, tokens in itertools.product(sets, design.models, design.budgets):
-        add("law", ds, model, tokens, batch_size)
+    for ds, model in itertools.product(sets, design.models):
+        for seed in range(design.seeds.get(model, 1)):
+            if design.schedule == "wsd":
+                _wsd(add, design, ds, model, seed, batch_size, sequence_length, warmup_steps)
+                continue
+            for tokens in design.budgets:
+                add("law", ds, model, tokens, batch_size, seed)
     if design.batch_scan:
         model, tokens = design.batch_scan["model"], design.batch_scan["budget"]
         for ds, b in itertools.product(sets, design.batch_scan["batch_sizes"]):
@@ -135,6 +158,24 @@ def plan(design: Design, *, batch_size: int, sequence_length: int) -> dict[str, 
                 continue  # the law run already is this point
             add("batch", ds, model, tokens, int(b))
     return runs
+
+
+def _wsd(add, design: Design, ds, model, seed, batch_size, sequence_length, warmup_steps):
+    """A trunk and one branch per budget (Hägele et al. 2024): branch ``D`` forks from the
+    trunk at ``(1 − cooldown)·D`` tokens (never inside the warm-up) and decays to 10% of the
+    peak at ``D``."""
+    per_step = batch_size * sequence_length
+    branches = []
+    for tokens in sorted(design.budgets):
+        steps = max(1, math.ceil(tokens / per_step))
+        fork = max(warmup_steps, min(steps - 1, round((1 - design.cooldown) * steps)))
+        branches.append((tokens, fork))
+    trunk_steps = max(fork for _, fork in branches)
+    trunk, _ = add("trunk", ds, model, trunk_steps * per_step, batch_size, seed,
+                   decay_start=None, constant=True)
+    for tokens, fork in branches:
+        add("law", ds, model, tokens, batch_size, seed, trunk=trunk, fork_step=fork,
+            decay_start=fork)
 
 
 def points(runs: Mapping[str, Mapping], *, common: Mapping[str, Any],

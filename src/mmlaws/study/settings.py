@@ -33,6 +33,13 @@ class Design:
       datasets or more, also all of them at equal shares.
     - ``batch_scan``: ``{"model": name, "budget": tokens, "batch_sizes": [rows, ...]}``, runs
       of one size at one budget over several batch sizes (Phenomenon 3), or None.
+    - ``seeds``: model name -> number of seeds its law runs are trained with (default 1, seed
+      0); extra seeds measure the seed noise of the final loss (run ids end ``_s1``, ``_s2`` …).
+    - ``schedule``: ``"decay"`` (every run warms up, then decays to 10% of its peak rate at its
+      own budget, §4.5) or ``"wsd"`` (warm-up–stable–decay branches, Hägele et al. 2024: per
+      model, dataset set and seed one trunk at constant rate, and at each budget a branch that
+      forks from it and decays over the last ``cooldown`` fraction of its tokens; the branches
+      are the law runs and share their trunk, which the records say).
     """
 
     datasets: Sequence[str]
@@ -43,6 +50,9 @@ class Design:
     batch_scan: Mapping | None = None
     base_model: str = "tiny"
     model_defaults: Mapping = dataclasses.field(default_factory=dict)
+    seeds: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    schedule: str = "decay"
+    cooldown: float = 0.2
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(self.datasets))
@@ -93,11 +103,15 @@ class RunSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SweepSettings:
-    """How the runs are run (:func:`mmlaws.sweep.run_sweep`): ``parallel`` local processes, or
-    ``backend="slurm"`` with ``slurm_options`` as ``#SBATCH`` lines; ``dry_run`` writes the job
+    """How the runs are run. ``backend="local"`` with ``engine="stacked"`` (the default): every
+    run in this process, runs of one shape stacked (:mod:`mmlaws.study.engine`, settings in
+    :class:`~mmlaws.study.engine.EngineSettings`); ``engine="process"``: one process per run
+    (:func:`mmlaws.sweep.run_sweep`), ``parallel`` at a time. ``backend="slurm"``: one job per
+    run in a SLURM array with ``slurm_options`` as ``#SBATCH`` lines; ``dry_run`` writes the job
     array without submitting it."""
 
     parallel: int = 1
     backend: str = "local"
+    engine: str = "stacked"
     slurm_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dry_run: bool = False

@@ -52,13 +52,18 @@ class Checkpointer:
     def restore_latest(self, abstract_state):
         """(step, state, extra) of the newest loadable checkpoint, or None when none loads.
 
-        ``abstract_state``: ShapeDtypeStructs carrying shardings (``StateSetup.shapes``).
+        ``abstract_state``: ShapeDtypeStructs carrying shardings (``StateSetup.shapes``), or a
+        function of the checkpoint's ``extra`` giving them (a stack of runs whose size changes).
         """
         self.manager.wait_until_finished()
         for step in reversed(self.steps()):
             try:
+                shapes = abstract_state
+                if callable(abstract_state):
+                    shapes = abstract_state(dict(self.manager.restore(step, args=ocp.args.Composite(
+                        extra=ocp.args.JsonRestore()))["extra"]))
                 restored = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state),
+                    state=ocp.args.StandardRestore(shapes),
                     extra=ocp.args.JsonRestore()))
                 jax.block_until_ready(restored["state"])
                 return step, restored["state"], dict(restored["extra"])

@@ -34,11 +34,12 @@ import tqdm
 from mmlaws.data.batch import Batches, check_batches
 from mmlaws.errors import ConfigError
 from mmlaws.laws.spikes import SpikeDetector
-from mmlaws.model import non_embedding_params, use_mesh
 from mmlaws.model import training_flops_per_token as flops_per_token
+from mmlaws.model import use_mesh
 from mmlaws.train import metrics
 from mmlaws.train.checkpoint import Checkpointer, CheckpointError
 from mmlaws.train.distributed import host, initialize_distributed, place_batch
+from mmlaws.train.header import run_header
 from mmlaws.train.restart import NonFiniteLossError, PlateauWatch
 from mmlaws.train.runlog import RunLog
 from mmlaws.train.settings import LoopSettings, Plan, RunSettings, plan_run
@@ -134,16 +135,20 @@ class Run:
     eval_start: dict | None = None  # the evaluation data's state at its start
     process_local: bool = False
 
+    @property
+    def schedule(self):
+        """The learning rate's numbers, the train step's last argument."""
+        return self.plan.recipe.schedule_values()
+
     def header(self, run_id: str, shares: dict) -> dict:
-        settings, config = self.plan.settings, self.plan.config
-        return {"run_id": run_id, "datasets": shares,
-                "modalities": dict(getattr(self.data, "modalities", {})),
-                "N": non_embedding_params(config), "N_convention": "non_embedding",
-                "objective": self.data.objective,
-                "config": {"model": settings.model, **dataclasses.asdict(self.plan.recipe),
-                           "micro_batches": settings.micro_batches, "seed": settings.seed,
-                           "rng_impl": settings.rng_impl, "mesh": dict(self.plan.mesh.shape),
-                           "vocab_size": config.vocab_size, "batch_tokens": self.batch_tokens()}}
+        settings = self.plan.settings
+        return run_header(run_id=run_id, shares=shares, config=self.plan.config,
+                          recipe=self.plan.recipe, model=settings.model,
+                          objective=self.data.objective, batch_tokens=self.batch_tokens(),
+                          sequence_length=self.data.sequence_length,
+                          modalities=getattr(self.data, "modalities", {}),
+                          micro_batches=settings.micro_batches, seed=settings.seed,
+                          rng_impl=settings.rng_impl, mesh=dict(self.plan.mesh.shape))
 
     def batch_tokens(self) -> int:
         """Token positions per optimizer step (all processes)."""
@@ -184,7 +189,7 @@ class Run:
             while int(host(self.state.step)) < total:
                 start = time.perf_counter()
                 self.state, out = self.train_step(
-                    self.state, self.place(next(self.data)), self.host.rng)
+                    self.state, self.place(next(self.data)), self.host.rng, self.schedule)
                 out = host(out)
                 step = int(host(self.state.step))
                 record = self.step_record(out, step, time.perf_counter() - start)
@@ -217,7 +222,8 @@ class Run:
         if finite:
             self.host.tokens += out["dataset_tokens"]
         rate = metrics.throughput(float(out["dataset_tokens"].sum()), seconds,
-                                  flops_per_token=flops_per_token(self.plan.config),
+                                  flops_per_token=flops_per_token(
+                                      self.plan.config, self.data.sequence_length),
                                   num_devices=self.plan.mesh.size,
                                   device_kind=jax.devices()[0].device_kind)
         summary = metrics.summarize(out, self.plan.names)

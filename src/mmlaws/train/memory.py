@@ -73,7 +73,7 @@ def compile_step(setup: StateSetup, *, batch_size: int, sequence_length: int,
              for k in FIELDS}
     rng = jax.eval_shape(lambda: jax.random.key(0))
     with use_mesh(setup.mesh):
-        return train.lower(setup.shapes, batch, rng).compile()
+        return train.lower(setup.shapes, batch, rng, setup.recipe.schedule_values()).compile()
 
 
 def plan_memory(preset: str, mesh_shape: dict, *, batch: int, sequence_length: int,

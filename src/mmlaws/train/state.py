@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 
 from mmlaws.model import ModelConfig, ShardedInit, init_boxed, sharded_initializer
-from mmlaws.train.optimizer import Recipe, make_optimizer
+from mmlaws.train.optimizer import Recipe, update_direction
 
 
 @flax.struct.dataclass
@@ -76,8 +76,10 @@ class StateSetup:
 
 @functools.lru_cache(maxsize=8)
 def state_setup(config: ModelConfig, recipe: Recipe, mesh: Mesh) -> StateSetup:
-    """The optimizer of ``recipe`` and the state's layout on ``mesh`` (cached: the same
-    arguments give the same setup, and the steps compiled for it are reused)."""
-    optimizer = make_optimizer(recipe)
+    """The update direction of ``recipe`` (:func:`~mmlaws.train.optimizer.update_direction`;
+    the step applies the learning rate from the recipe's schedule) and the state's layout on
+    ``mesh`` (cached: the same arguments give the same setup, and the steps compiled for it are
+    reused)."""
+    optimizer = update_direction(recipe)
     init = sharded_initializer(functools.partial(_boxed_state, config, optimizer), mesh)
     return StateSetup(config, recipe, mesh, optimizer, init)

@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from mmlaws.data.batch import FIELDS, MODALITIES
 from mmlaws.data.vocab import VocabLayout
 from mmlaws.model import ModelConfig, batch_sharding, logits, use_mesh
-from mmlaws.train.optimizer import applied_updates
+from mmlaws.train.optimizer import Schedule, applied_updates, learning_rate
 from mmlaws.train.state import StateSetup, TrainState
 from mmlaws.train.vocab_parallel import uses_tensor_axis, vocab_parallel_xent
 
@@ -104,15 +104,17 @@ def accumulate_gradients(config, params, batch, rng, *, vocab, num_datasets, mic
     return jax.tree.map(lambda g: g / denom, grads), sums
 
 
-def train_step(state: TrainState, batch, rng, *, config: ModelConfig,
-               optimizer: optax.GradientTransformation, schedule, vocab, num_datasets: int,
+def train_step(state: TrainState, batch, rng, schedule: Schedule, *, config: ModelConfig,
+               optimizer: optax.GradientTransformation, vocab, num_datasets: int,
                micro_batches: int = 1, constrain=lambda mb: mb, mesh=None):
     """One update → (new state, metrics: the sums plus loss, grad_norm, lr, finite).
 
     ``batch``: the ``[B, T]`` arrays of :data:`mmlaws.data.batch.FIELDS`; ``rng``: the run's
-    key, folded with ``state.step`` (and the micro-batch index) for dropout. ``optimizer``
-    and ``schedule`` (update count → learning rate, for the metrics) come from the run's
-    :class:`~mmlaws.train.state.StateSetup`.
+    key, folded with ``state.step`` (and the micro-batch index) for dropout; ``schedule``: the
+    learning rate's numbers (:meth:`~mmlaws.train.optimizer.Recipe.schedule_values`).
+    ``optimizer`` is the update direction of the run's
+    :class:`~mmlaws.train.state.StateSetup`; the update is ``−lr(count) × lr_scale`` times it.
+    The step has no batch axis of runs: a stack of runs vmaps it over all four arguments.
     """
     step_rng = jax.random.fold_in(rng, state.step)
     grads, sums = accumulate_gradients(config, state.params, batch, step_rng, vocab=vocab,
@@ -120,15 +122,15 @@ def train_step(state: TrainState, batch, rng, *, config: ModelConfig,
                                        constrain=constrain, mesh=mesh)
     loss = sums["loss_sum"] / jnp.maximum(sums["weight_sum"], 1.0)
     grad_norm = optax.tree.norm(grads)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    updates = jax.tree.map(lambda u: u * state.lr_scale.astype(u.dtype), updates)
+    direction, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    lr = learning_rate(applied_updates(state.opt_state), schedule) * state.lr_scale
+    updates = jax.tree.map(lambda u: -lr.astype(u.dtype) * u, direction)
     params = optax.apply_updates(state.params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
                               opt_state=keep(opt_state, state.opt_state),
                               skipped=state.skipped + (~finite).astype(jnp.int32))
-    lr = schedule(applied_updates(state.opt_state)) * state.lr_scale
     return new_state, {**sums, "loss": loss, "grad_norm": grad_norm, "lr": lr,
                        "finite": finite}
 
@@ -142,6 +144,7 @@ def eval_sums(params, batch, *, config: ModelConfig, vocab, num_datasets: int, m
 def jit_steps(setup: StateSetup, *, vocab: VocabLayout, num_datasets: int,
               micro_batches: int = 1):
     """(train_step, eval_step) jitted with in/out shardings on the setup's mesh; state donated.
+    ``train_step(state, batch, rng, schedule)``, ``eval_step(params, batch)``.
 
     Call them inside ``use_mesh(setup.mesh)`` so the model's logical constraints apply.
     Cached: the same setup and arguments give the same (already compiled) functions.
@@ -151,14 +154,13 @@ def jit_steps(setup: StateSetup, *, vocab: VocabLayout, num_datasets: int,
     batch_sh = {k: b_sh for k in FIELDS}
     replicated = NamedSharding(mesh, PartitionSpec())
     constrain = lambda mb: jax.lax.with_sharding_constraint(mb, batch_sh)
-    step = functools.partial(train_step, config=config, optimizer=setup.optimizer,
-                             schedule=setup.recipe.schedule(), vocab=vocab,
+    step = functools.partial(train_step, config=config, optimizer=setup.optimizer, vocab=vocab,
                              num_datasets=num_datasets, micro_batches=micro_batches,
                              constrain=constrain, mesh=mesh)
     evaluate = functools.partial(eval_sums, config=config, vocab=vocab, num_datasets=num_datasets,
                                  mesh=mesh)
     with use_mesh(mesh):
-        train = jax.jit(step, in_shardings=(setup.shardings, batch_sh, replicated),
+        train = jax.jit(step, in_shardings=(setup.shardings, batch_sh, replicated, replicated),
                         out_shardings=(setup.shardings, replicated), donate_argnums=0)
         ev = jax.jit(evaluate, in_shardings=(setup.shardings.params, batch_sh),
                      out_shardings=replicated)
