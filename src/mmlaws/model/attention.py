@@ -250,7 +250,12 @@ def splash_attention(q, k, v, segment_ids, interpret: bool = False):
 
 
 def attend(q, k, v, segment_ids, impl: str, *, max_segments: int):
-    """Causal attention by the kernel ``impl`` (:func:`resolve`'s answer or ``auto``)."""
+    """Causal attention by the kernel ``impl`` (:func:`resolve`'s answer or ``auto``).
+
+    Rows of one token (the model's initialisation traces one) attend to themselves: ``v``.
+    """
+    if q.shape[1] == 1:
+        return v
     platform = jax.default_backend()
     chosen = resolve(impl, platform, q.dtype)
     announce(impl, chosen, platform)
