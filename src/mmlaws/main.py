@@ -39,6 +39,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gin_search_path", action="append", default=[], help="extra folder for gin includes"
     )
+    parser.add_argument("--compilation_cache", default=None,
+                        help="persistent compilation cache folder (mmlaws.train.runtime)")
+    parser.add_argument("--gpu_xla_flags", action="store_true",
+                        help="add MaxText's XLA GPU flags (also: MMLAWS_GPU_XLA_FLAGS=1)")
     return parser.parse_args(argv)
 
 
@@ -58,6 +62,9 @@ def _load_config(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses flags and gin, runs the job; returns the process exit status."""
     args = _parse_args(argv)
+    from mmlaws.train import runtime  # before anything starts JAX's backends
+
+    runtime.configure(compilation_cache=args.compilation_cache, gpu_xla_flags=args.gpu_xla_flags)
     try:
         _load_config(args)
     except UserError as err:

@@ -14,7 +14,11 @@ its settings (the frozen dataclasses of :mod:`mmlaws.study.settings` and
    and its figures.
 
 On a cluster the sweep only submits; :func:`report_study` (``configs/study/report.gin``) then
-does steps 3–4 once the runs have finished. Running the study again skips finished runs.
+does steps 3–4 once the runs have finished. Running the study again skips finished runs. With
+``SweepSettings.dry_run`` nothing is built or trained: :func:`mmlaws.study.preview.preview`
+prints the runs, the tokens each dataset needs and the epochs they imply, and each model's
+memory plan, and the job arrays are written without being submitted. A design that reads a
+dataset more than ``DataBuild.max_epochs`` times is refused once the data is built.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from mmlaws.laws.table import FitSettings
 from mmlaws.study import design as design_lib
 from mmlaws.study.analyse import Analysis, analyse
 from mmlaws.study.fit_jobs import progress_bar
+from mmlaws.study.preview import preview, time_limits
 from mmlaws.study.report import write_report
 from mmlaws.study.settings import DataBuild, Design, RunSettings, SweepSettings
 from mmlaws.sweep import run_sweep
@@ -57,21 +62,35 @@ def run_study(
     t0 = time.perf_counter()
     out = pathlib.Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = design_lib.plan(design, batch_size=run.batch_size, sequence_length=run.sequence_length)
+    if sweep.dry_run:
+        runs = preview(design, data, run, sweep)["runs"]
+    else:
+        runs = design_lib.plan(design, batch_size=run.batch_size,
+                               sequence_length=run.sequence_length)
     (out / "design.json").write_text(json.dumps(runs, indent=1))
     n_law = sum(r["role"] == "law" for r in runs.values())
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(design.datasets)}, "
           f"{len(design.models)} model sizes, budgets "
           f"{[design_lib.tokens_label(b) for b in design.budgets]}", flush=True)
-    design_lib.build_data(design.datasets, data_dir=data.data_dir, layout=data.layout,
-                          token_budget=data.tokens, offline=data.offline)
+    if not sweep.dry_run:
+        stats = design_lib.build_data(design.datasets, data_dir=data.data_dir,
+                                      layout=data.layout, token_budget=data.tokens,
+                                      offline=data.offline,
+                                      options={"image": data.image, "speech": data.speech})
+        available = {d: float(s["splits"]["train"]["tokens"]) for d, s in stats.items()}
+        design_lib.check_epochs(runs, available, data.max_epochs)
+        (out / "design.json").write_text(json.dumps(runs, indent=1))
     common = {"DATA_DIR": os.fspath(data.data_dir), "VOCAB": data.layout.lower(),
               **run.bindings()}
     points = design_lib.points(runs, common=common, extra=run.extra_bindings)
+    limits = (time_limits(runs, design, data.layout, run.sequence_length, sweep.time_limit)
+              if sweep.time_limit and sweep.backend == "slurm" else None)
     t1 = time.perf_counter()
     rows = run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
                      backend=sweep.backend, parallel=sweep.parallel, dry_run=sweep.dry_run,
-                     slurm_options=sweep.slurm_options)
+                     slurm_options=sweep.slurm_options, time_limits=limits,
+                     max_hours=(sweep.time_limit or {}).get("max_hours"),
+                     launcher=sweep.launcher)
     t2 = time.perf_counter()
     if sweep.backend != "local" or sweep.dry_run:
         print(f"mmlaws study: runs submitted; when they finish, write the report with "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -152,18 +153,25 @@ def main(argv=None) -> None:
                         help="a policy of mmlaws.model.remat, or 'cheapest' (the first that fits)")
     parser.add_argument("--attention", default="auto", help="the kernel the run will use")
     parser.add_argument("--layout", default="paper", help="vocabulary layout (tiny … paper)")
+    parser.add_argument("--overrides", type=json.loads, default=None,
+                        help='more model config fields, as JSON: \'{"dropout_impl": "hash"}\'')
+    parser.add_argument("--json", action="store_true", help="print the plan as one JSON line")
     args = parser.parse_args(argv)
     devices = math.prod(args.mesh.values())  # set before JAX starts its backend
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_force_host_platform_device_count={devices}")
     kwargs = dict(batch=args.batch, sequence_length=args.seq, device_gb=args.device_gb,
-                  micro_batches=args.micro_batches, layout=args.layout, attention=args.attention)
+                  micro_batches=args.micro_batches, layout=args.layout, attention=args.attention,
+                  overrides=args.overrides)
     if args.remat == "cheapest":
         _, plan = cheapest_remat(args.preset, args.mesh, log=print, **kwargs)
     else:
         plan = plan_memory(args.preset, args.mesh, remat=args.remat, **kwargs)
-    print(f"{args.preset} on {args.mesh}, batch {args.batch}×{args.seq}: {plan.summary()}")
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(plan), "peak": plan.peak, "fits": plan.fits}))
+    else:
+        print(f"{args.preset} on {args.mesh}, batch {args.batch}×{args.seq}: {plan.summary()}")
     sys.exit(0)
 
 
