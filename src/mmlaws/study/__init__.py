@@ -92,7 +92,10 @@ def run_study(
                      max_hours=(sweep.time_limit or {}).get("max_hours"),
                      launcher=sweep.launcher)
     t2 = time.perf_counter()
-    if sweep.backend != "local" or sweep.dry_run:
+    if sweep.dry_run:
+        print("mmlaws study: dry run: nothing was built, trained or submitted")
+        return None
+    if sweep.backend != "local":
         print(f"mmlaws study: runs submitted; when they finish, write the report with "
               f"configs/study/report.gin --gin_param=STUDY_DIR='{out}'")
         return None

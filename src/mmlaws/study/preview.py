@@ -130,15 +130,25 @@ def preview(design: Design, data: DataBuild, run: RunSettings, sweep: SweepSetti
     needed = design_lib.tokens_needed(runs)
     have = built_tokens(data.data_dir, needed)
     datasets = {}
-    log(f"{'dataset':12s} {'tokens needed':>14s} {'built':>10s} {'epochs':>7s}")
+    log(f"recipe: warm-up {run.warmup_steps} updates, {run.batch_size} rows x {seq} = "
+        f"{run.batch_size * seq / 2**20:.3g}M tokens per update, peak learning rate "
+        f"{'per Table 2 row' if run.peak_lr is None else run.peak_lr}")
+    log(f"{'dataset':12s} {'tokens needed':>14s} {'built':>10s} {'epochs':>7s} "
+        f"{'epochs at DataBuild.tokens':>27s}")
     for d, n in needed.items():
         e = n / have[d] if d in have else None
-        datasets[d] = {"tokens_needed": n, "tokens_built": have.get(d), "epochs": e}
+        datasets[d] = {"tokens_needed": n, "tokens_built": have.get(d), "epochs": e,
+                       "epochs_at_build_cap": n / data.tokens}
         log(f"{d:12s} {design_lib.tokens_label(n):>14s} "
             f"{design_lib.tokens_label(have[d]) if d in have else 'not built':>10s} "
-            f"{'?' if e is None else f'{e:.2f}':>7s}")
+            f"{'?' if e is None else f'{e:.2f}':>7s} {n / data.tokens:27.2f}")
     log(f"(data: {data.tokens:.3g} tokens kept per dataset when built; max_epochs "
         f"{data.max_epochs})")
+    images = image_tokens(data) if {"images", "image_text"} & set(design.datasets) else None
+    if images:
+        log(f"images: {images['size']} px, {images['tokenizer']} tokenizer of "
+            f"{images['codes']} codes: {images['codes_per_image']} codes per image "
+            f"(+ <image> and </image>)")
     memory = {}
     if sweep.plan_memory:
         mesh = mesh_for(run.extra_bindings.get("MESH", {"data": -1}), sweep.devices)
@@ -157,4 +167,14 @@ def preview(design: Design, data: DataBuild, run: RunSettings, sweep: SweepSetti
                 f"remat {plan['remat']}, attention planned as {plan['attention']}): "
                 f"{plan['peak'] / 1e9:.1f} GB per device of {sweep.device_gb:.0f} — "
                 f"{'fits' if plan['fits'] else 'does NOT fit'}")
-    return {"runs": runs, "datasets": datasets, "memory": memory}
+    return {"runs": runs, "datasets": datasets, "memory": memory, "images": images}
+
+
+def image_tokens(data: DataBuild) -> dict:
+    """Size, tokenizer, codebook and codes per image that the image builders will use."""
+    from mmlaws.corpora.images import ImageOptions, tokens_per_image
+
+    options = ImageOptions(**(data.image or {}))
+    return {"size": options.size, "tokenizer": options.tokenizer,
+            "codes": resolve_layout(data.layout).image_codes,
+            "codes_per_image": tokens_per_image(options.size) - 2}
