@@ -166,7 +166,10 @@ def run_sweep(
         for hours, group in _by_hours(todo, time_limits, max_hours).items():
             _slurm(group, sweep_dir, slurm_options or {}, dry_run, hours=hours,
                    launcher=launcher)
-    elif not dry_run:
+    elif dry_run:  # the commands a local sweep would run
+        with open(os.path.join(sweep_dir, "commands.txt"), "w") as f:
+            f.writelines(shlex.join(r["argv"]) + "\n" for r in todo)
+    else:
         _local(todo, parallel)
     show = grid is not None  # explicit points are named by their run ids
     rows = [_summary(r, _record(r["output_dir"], r["run_id"]), show) for r in runs]
