@@ -12,7 +12,9 @@ tokens per document, so each row holds several documents and their segment ids),
 **accumulation** over ``--micro_batches``. A pool of ``--pool`` such batches is placed on the
 devices once and cycled (reading and packing data is timed by ``benchmarks/data_bench.py``).
 After ``--warmup`` steps (the first compiles), ``--steps`` steps are dispatched back to back and
-timed to the last one's completion.
+timed to the last one's completion; their losses are read afterwards (``losses`` in ``--json``).
+The learning rate rises over ``--lr_warmup`` updates to ``--lr``, then decays to 10% at the
+last step.
 
 MFU = training FLOPs per token × tokens/s ÷ (peak bf16 FLOP/s × devices), under both attention
 conventions of :func:`mmlaws.model.training_flops_per_token`: full scores (PaLM) and
@@ -34,7 +36,9 @@ import jax
 from mmlaws import model as M
 from mmlaws.data.synthetic import SyntheticBatches
 from mmlaws.data.vocab import resolve_layout
+from mmlaws.model import remat
 from mmlaws.model.attention import resolve
+from mmlaws.train import runtime
 from mmlaws.train.distributed import place_batch
 from mmlaws.train.memory import GB, compile_step
 from mmlaws.train.optimizer import Recipe
@@ -60,9 +64,28 @@ def peak_device_bytes() -> int | None:
     return stats.get("peak_bytes_in_use")
 
 
+def cheapest_remat_here(config, layout, args, mesh, headroom: float = 0.9) -> str:
+    """The first policy of :data:`mmlaws.model.remat.ORDER` whose step, compiled for this
+    device, needs at most ``headroom`` × its memory (the memory planner on the real backend)."""
+    limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+    if limit is None:
+        return "none"
+    for policy in remat.ORDER:
+        setup = state_setup(config.replace(remat=policy), Recipe(1e-4, 10), mesh)
+        m = compile_step(setup, batch_size=args.batch, sequence_length=args.context,
+                         layout=layout, micro_batches=args.micro_batches).memory_analysis()
+        peak = (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+                + m.temp_size_in_bytes)
+        print(f"remat {policy}: planned {peak / GB:.1f} GB of {limit / GB:.1f} GB")
+        if peak <= headroom * limit:
+            return policy
+    return "full"
+
+
 def measure(config, layout, args, mesh) -> dict:
     """Times ``args.steps`` train steps; returns the figures."""
-    setup = state_setup(config, Recipe(1e-4, 10_000), mesh)
+    setup = state_setup(config, Recipe(args.lr, max(args.steps + args.warmup, 2),
+                                       warmup_steps=args.lr_warmup), mesh)
     train, _ = jit_steps(setup, vocab=layout, num_datasets=2, micro_batches=args.micro_batches)
     planned = compile_step(setup, batch_size=args.batch, sequence_length=args.context,
                            layout=layout, micro_batches=args.micro_batches).memory_analysis()
@@ -78,16 +101,17 @@ def measure(config, layout, args, mesh) -> dict:
         for i in range(args.warmup):
             state, metrics = train(state, placed[i % len(placed)], rng)
             losses.append(float(metrics["loss"]))
-        start = time.perf_counter()
+        start, timed = time.perf_counter(), []
         for i in range(args.steps):
             state, metrics = train(state, placed[i % len(placed)], rng)
+            timed.append(metrics["loss"])  # read after the clock stops: no sync in between
         jax.block_until_ready(metrics["loss"])
         seconds = (time.perf_counter() - start) / args.steps
-    losses.append(float(metrics["loss"]))
+    losses += [float(x) for x in timed]
     return {"step_s": seconds, "tokens_per_s": args.batch * args.context / seconds,
             "peak_bytes": peak_device_bytes(), "planned_bytes": planned_peak,
             "docs_per_row": docs_per_row, "first_loss": losses[0], "last_loss": losses[-1],
-            "skipped": int(state.skipped)}
+            "losses": losses, "skipped": int(state.skipped)}
 
 
 def main(argv=None) -> dict:
@@ -98,24 +122,34 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=8, help="rows per optimizer step")
     parser.add_argument("--micro_batches", type=int, default=1)
     parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--remat", default="none")
+    parser.add_argument("--remat", default="none",
+                        help="a policy of mmlaws.model.remat, or 'cheapest' (planned here)")
     parser.add_argument("--attention", default="auto")
     parser.add_argument("--dropout_impl", default=None, help="jax or hash (default: the preset's)")
     parser.add_argument("--doc_len", type=int, nargs=2, default=(256, 1536))
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--pool", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    parser.add_argument("--lr_warmup", type=int, default=500, help="warm-up updates")
+    parser.add_argument("--gpu_xla_flags", action="store_true",
+                        help="add mmlaws.train.runtime.GPU_XLA_FLAGS (before JAX starts)")
     parser.add_argument("--mesh", default="", help="e.g. fsdp=-1 (default: one device)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    if args.gpu_xla_flags:
+        runtime.add_xla_flags()
     preset, layout = M.PRESETS[args.preset], resolve_layout(args.layout)
     changes = dict(dtype=args.dtype, remat=args.remat, attention=args.attention,
                    vocab_size=layout.size, max_len=max(args.context, preset.max_len))
     if args.dropout_impl:
         changes["dropout_impl"] = args.dropout_impl
-    config = preset.replace(**changes)
     mesh = M.make_mesh(parse_mesh(args.mesh) if args.mesh else {"data": 1},
                        devices=None if args.mesh else jax.devices()[:1])
+    if args.remat == "cheapest":
+        changes["remat"] = args.remat = cheapest_remat_here(
+            preset.replace(**{**changes, "remat": "none"}), layout, args, mesh)
+    config = preset.replace(**changes)
     out = measure(config, layout, args, mesh)
     kind, devices = jax.devices()[0].device_kind, mesh.devices.size
     full = M.training_flops_per_token(config, args.context)
