@@ -45,3 +45,26 @@ def test_compilation_cache_is_written(tmp_path):
     """, {"JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert any(tmp_path.iterdir())
+
+
+def test_the_entry_point_runs_setup_steps_before_the_job(monkeypatch):
+    from mmlaws import main
+
+    calls = []
+    main.run(lambda: calls.append("job"), setup=[lambda: calls.append("setup")])
+    assert calls == ["setup", "job"]
+    monkeypatch.setenv(runtime.ENV_SWITCH, "1")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    main.run(lambda: None, setup=[runtime.configure])
+    assert os.environ["XLA_FLAGS"].split() == list(runtime.GPU_XLA_FLAGS)
+
+
+def test_study_runs_configure_the_runtime(repo_root):
+    import gin
+
+    gin.clear_config()
+    try:
+        gin.parse_config_files_and_bindings([str(repo_root / "src/mmlaws/study/run.gin")], [])
+        assert gin.query_parameter("main.run.setup")[0].selector == "runtime.configure"
+    finally:
+        gin.clear_config()

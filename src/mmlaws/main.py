@@ -19,8 +19,12 @@ import gin
 from mmlaws.errors import UserError
 
 
-def run(job: Callable[[], Any]) -> Any:
-    """Runs the configured job (bound in gin as ``main.run.job = @module.function``)."""
+def run(job: Callable[[], Any], setup: Sequence[Callable[[], Any]] = ()) -> Any:
+    """Runs the configured job (bound in gin as ``main.run.job = @module.function``), after the
+    ``setup`` callables (``main.run.setup = [@runtime.configure]``: process settings that must
+    precede JAX's start, such as XLA flags and the compilation cache)."""
+    for step in setup:
+        step()
     return job()
 
 
@@ -39,10 +43,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gin_search_path", action="append", default=[], help="extra folder for gin includes"
     )
-    parser.add_argument("--compilation_cache", default=None,
-                        help="persistent compilation cache folder (mmlaws.train.runtime)")
-    parser.add_argument("--gpu_xla_flags", action="store_true",
-                        help="add MaxText's XLA GPU flags (also: MMLAWS_GPU_XLA_FLAGS=1)")
     return parser.parse_args(argv)
 
 
@@ -62,9 +62,6 @@ def _load_config(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses flags and gin, runs the job; returns the process exit status."""
     args = _parse_args(argv)
-    from mmlaws.train import runtime  # before anything starts JAX's backends
-
-    runtime.configure(compilation_cache=args.compilation_cache, gpu_xla_flags=args.gpu_xla_flags)
     try:
         _load_config(args)
     except UserError as err:

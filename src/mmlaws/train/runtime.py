@@ -1,12 +1,16 @@
-"""Process-wide settings for accelerators, applied by the entry point before JAX starts.
+"""Process-wide settings for accelerators, applied before JAX starts its backends.
 
-- **Persistent compilation cache**: ``--compilation_cache DIR`` (or jax's own
-  ``JAX_COMPILATION_CACHE_DIR``) keeps compiled steps across processes, so a requeued or
-  resumed run does not compile again. :func:`enable_compilation_cache`.
-- **XLA GPU flags for H100-class parts**, opt-in (``MMLAWS_GPU_XLA_FLAGS=1`` or
-  ``--gpu_xla_flags``): the latency-hiding scheduler and the pipelined, combined collectives
-  that MaxText's GPU configurations set. They mostly help when collectives overlap compute
-  (FSDP over several GPUs); their effect on mmlaws' steps has **not been measured** yet.
+:func:`configure` runs as a setup step of the entry point (``main.run.setup =
+[@runtime.configure]``, as ``study/run.gin`` binds it) before the job:
+
+- **Persistent compilation cache**: ``runtime.configure.compilation_cache = DIR`` (or jax's
+  own ``JAX_COMPILATION_CACHE_DIR`` in the environment) keeps compiled steps across processes,
+  so a requeued or resumed run does not compile again. :func:`enable_compilation_cache`.
+- **XLA GPU flags for H100-class parts**, opt-in (``runtime.configure.gpu_xla_flags = True``
+  or ``MMLAWS_GPU_XLA_FLAGS=1`` in the environment): the latency-hiding scheduler and the
+  pipelined, combined collectives that MaxText's GPU configurations set. They mostly help when
+  collectives overlap compute (FSDP over several GPUs); their effect on mmlaws' steps has
+  **not been measured** yet (``benchmarks/device_check.sh`` measures it on one GPU).
   :data:`GPU_XLA_FLAGS`, :func:`add_xla_flags`.
 """
 
