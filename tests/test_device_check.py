@@ -35,7 +35,7 @@ def test_tiny_mode_runs_every_step_on_cpu(repo_root, tmp_path):
     out = _run(repo_root, tmp_path, "--tiny")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = (tmp_path / "summary.txt").read_text()
-    assert "FAILED" not in summary and summary.count("throughput: tiny") == 2
+    assert "FAILED" not in summary and summary.count("throughput: tiny") == 3
     assert "attention: worst relative error" in summary
     assert summary.strip().splitlines()[-1] == "device check: PASS"
     losses = json.loads((tmp_path / "loss_tiny.json").read_text())["losses"]
