@@ -51,8 +51,9 @@ def test_explicit_points_keep_their_run_ids(tmp_path):
 
 
 def test_study_on_a_cluster_is_a_dry_run_of_the_paper_design(tmp_path):
-    """configs/study/gpu_paper.gin's design: 7 Table 2 rows x 3 budgets x (3 datasets + 3 pairs),
-    1M-token batches, each row's Table 2 learning rate; the dry run writes the job array."""
+    """configs/study/gpu_paper.gin's design: 7 Table 2 rows x 3 budgets x (7 datasets + the
+    paper's 7 pairs), 1M-token batches, each row's Table 2 learning rate, 8 micro-batches;
+    the dry run writes the job arrays."""
     import gin
 
     from mmlaws.study import design
@@ -61,22 +62,43 @@ def test_study_on_a_cluster_is_a_dry_run_of_the_paper_design(tmp_path):
     gin.parse_config_files_and_bindings(["configs/study/gpu_paper.gin"], [])
     q = lambda name: gin.query_parameter(f"study.{name}")
     spec = design.Design(datasets=q("Design.datasets"), models=q("Design.models"),
-                         budgets=q("Design.budgets"))
+                         budgets=q("Design.budgets"), pairs=q("Design.pairs"),
+                         model_defaults=q("Design.model_defaults"))
     runs = design.plan(spec, batch_size=q("RunSettings.batch_size"),
                        sequence_length=q("RunSettings.sequence_length"))
     extra = q("RunSettings.extra_bindings")
     gin.clear_config()
-    assert len(runs) == 7 * 3 * 6
-    r = runs["images+text_6.7B_D100G"]
+    assert len(runs) == 7 * 3 * 14
+    r = runs["speech+text_6.7B_D100G"]
     assert r["steps"] == 95368 and r["bindings"]["MODEL"] == "6.7B"
+    assert r["bindings"]["MICRO_BATCHES"] == 8
+    assert r["bindings"]["MODEL_OVERRIDES"] == {"dropout_impl": "hash",
+                                                "remat": "save_dot_except_mlp"}
     rows = run_sweep(base_gin="src/mmlaws/study/run.gin", sweep_dir=str(tmp_path),
                      points={k: v["bindings"] for k, v in runs.items()}, backend="slurm",
                      dry_run=True, extra=extra)
-    assert len(rows) == 126
-    assert "#SBATCH --array=1-126" in (tmp_path / "sweep.sbatch").read_text()
+    assert len(rows) == 294
+    assert "#SBATCH --array=1-294" in (tmp_path / "sweep.sbatch").read_text()
     argv = shlex.split((tmp_path / "commands.txt").read_text().splitlines()[0])
     assert "--gin_param=MICRO_BATCHES=8" in argv and "--gin_param=MESH={'fsdp': -1}" in argv
     assert "--gin_param=MODEL='8M'" in argv and "--gin_param=SHARES={'text': 1.0}" in argv
+
+
+def test_slurm_tasks_requeue_and_take_time_limits_per_group(tmp_path):
+    pts = {"a": {"STEPS": 4}, "b": {"STEPS": 8}, "c": {"STEPS": 16}}
+    run_sweep(base_gin=BASE, points=pts, sweep_dir=str(tmp_path), backend="slurm",
+              dry_run=True, slurm_options={"time": "1:00:00", "nodes": "2"},
+              time_limits={"a": 1000.0, "b": 5 * 3600.0, "c": 90 * 3600.0}, max_hours=48,
+              launcher="srun")
+    one, five, cap = (tmp_path / f"sweep-{h}h.sbatch" for h in (1, 5, 48))
+    assert "#SBATCH --time=1:00:00" in one.read_text()
+    assert "#SBATCH --time=5:00:00" in five.read_text()
+    text = cap.read_text()
+    assert "#SBATCH --time=48:00:00" in text and "#SBATCH --array=1-1" in text
+    assert "#SBATCH --requeue" in text and "#SBATCH --signal=B:USR1@600" in text
+    assert "#SBATCH --nodes=2" in text and 'eval "srun $cmd"' in text
+    assert "scontrol requeue" in text and "trap" in text
+    assert (tmp_path / "commands-48h.txt").read_text().count("\n") == 1
 
 
 def test_bad_settings_are_named(tmp_path):
@@ -127,3 +149,28 @@ def test_gin_value_takes_numpy_scalars_and_paths_and_names_what_it_cannot_write(
         gin_value(float("inf"))
     with pytest.raises(ConfigError, match="set has no gin literal"):
         gin_value({1, 2})
+
+
+def test_the_task_requeues_itself_on_the_warning_signal(tmp_path):
+    """The job script, run as SLURM would, with a stand-in scontrol and a 2-second command."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    run_sweep(base_gin=BASE, points={"a": {"STEPS": 4}}, sweep_dir=str(tmp_path),
+              backend="slurm", dry_run=True)
+    (tmp_path / "commands.txt").write_text(f"sleep 2; touch {tmp_path}/done\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/scontrol.args\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "77"}
+    job = subprocess.Popen(["bash", str(tmp_path / "sweep.sbatch")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.5)
+    job.send_signal(signal.SIGUSR1)
+    out, _ = job.communicate(timeout=30)
+    assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "77_1"]
+    assert "requeueing 77_1" in out and (tmp_path / "done").exists()  # the run went on

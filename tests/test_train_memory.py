@@ -6,7 +6,8 @@ import pytest
 
 from mmlaws import model as M
 from mmlaws.data.vocab import PAPER, TINY
-from mmlaws.train.memory import compile_step, plan_memory
+from mmlaws.errors import ConfigError
+from mmlaws.train.memory import cheapest_remat, compile_step, plan_memory
 from mmlaws.train.optimizer import Recipe
 from mmlaws.train.state import state_setup
 
@@ -45,3 +46,22 @@ def test_paper_preset_train_step_compiles_on_one_device(name):
     setup = state_setup(config, Recipe(1e-4, 1000), mesh)
     compiled = compile_step(setup, batch_size=1, sequence_length=2048, layout=PAPER)
     assert compiled.memory_analysis().argument_size_in_bytes >= 3 * 4 * M.total_params(config)
+
+
+@pytest.mark.slow
+def test_cheapest_remat_is_the_first_policy_that_fits():
+    from mmlaws.model import remat
+
+    kw = dict(batch=64, sequence_length=128, layout="tiny", attention="cudnn",
+              overrides={"num_layers": 8, "scan_unroll": 1})
+    plans = {p: plan_memory("tiny", {"fsdp": 8}, device_gb=1.0, remat=p, **kw)
+             for p in remat.ORDER}
+    assert all(p.attention == "chunked" for p in plans.values())  # the stand-in on CPU
+    peaks = [plans[p].peak for p in remat.ORDER]  # less kept, less memory, in this order
+    assert peaks == sorted(peaks, reverse=True) and len(set(peaks)) == len(peaks), peaks
+    device_gb = (plans["none"].peak + plans["full"].peak) / 2 / 0.9 / 1e9
+    policy, plan = cheapest_remat("tiny", {"fsdp": 8}, device_gb=device_gb, **kw)
+    expected = next(p for p in remat.ORDER if plans[p].peak <= 0.9 * device_gb * 1e9)
+    assert policy == expected != "none" and plan.peak == plans[policy].peak
+    with pytest.raises(ConfigError, match="no remat policy fits"):
+        cheapest_remat("tiny", {"fsdp": 8}, device_gb=1e-6, **kw)

@@ -22,8 +22,12 @@ from mmlaws import config_files
 from mmlaws.errors import UserError
 
 
-def run(job: Callable[[], Any]) -> Any:
-    """Runs the configured job (bound in gin as ``main.run.job = @module.function``)."""
+def run(job: Callable[[], Any], setup: Sequence[Callable[[], Any]] = ()) -> Any:
+    """Runs the configured job (bound in gin as ``main.run.job = @module.function``), after the
+    ``setup`` callables (``main.run.setup = [@runtime.configure]``: process settings that must
+    precede JAX's start, such as XLA flags and the compilation cache)."""
+    for step in setup:
+        step()
     return job()
 
 

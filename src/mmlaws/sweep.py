@@ -15,6 +15,14 @@ line; finished runs are skipped, and an interrupted run is started again with th
 folder, where the training loop resumes from its last checkpoint. ``backend="slurm"`` writes
 ``commands.txt`` (one command per line) and ``sweep.sbatch``, a job array whose task *i* runs
 line *i*, and submits it with ``sbatch`` unless ``dry_run``.
+
+Cluster jobs that finish: every array task is ``--requeue``-able (SLURM puts it back in the
+queue after a preemption or a node failure) and asks for ``SIGUSR1`` ten minutes before its time
+limit, on which it requeues itself; the requeued task runs the same command, which resumes from
+the run's last checkpoint. With ``time_limits`` (seconds per run, e.g. from the run's planned
+FLOPs at a stated MFU: :func:`mmlaws.study.preview.time_limits`), runs are grouped by their
+limit rounded up to whole hours (at most ``max_hours``; a longer run continues over several
+jobs), one array per group: ``commands-<H>h.txt`` and ``sweep-<H>h.sbatch``.
 """
 
 from __future__ import annotations
@@ -117,6 +125,8 @@ def run_sweep(
     points: Mapping[str, Mapping] | None = None, backend: str = "local", parallel: int = 1,
     extra: Mapping[str, Any] | None = None, dry_run: bool = False,
     slurm_options: Mapping[str, str] | None = None,
+    time_limits: Mapping[str, float] | None = None, max_hours: float | None = None,
+    launcher: str = "",
 ) -> list[dict]:
     """Runs (or submits) every grid point not yet finished; returns the summary rows.
 
@@ -126,7 +136,9 @@ def run_sweep(
     ``extra`` are gin bindings added to every run (``{"WANDB": False}``; a key may also name a
     parameter, ``{"loop.train.eval_every": 0}``).
     ``slurm_options`` become ``#SBATCH --key=value`` lines (for example
-    ``{"partition": "gpu", "gres": "gpu:8", "time": "24:00:00"}``).
+    ``{"partition": "gpu", "gres": "gpu:8", "time": "24:00:00"}``); ``time_limits`` (seconds
+    per run id) and ``max_hours`` set each array's ``--time`` instead; ``launcher`` prefixes
+    each command in the job (``"srun"`` for runs over several nodes).
     """
     if backend not in ("local", "slurm"):
         raise ConfigError(f"sweep backend={backend!r}: expected 'local' or 'slurm'")
@@ -151,8 +163,13 @@ def run_sweep(
     print(f"mmlaws sweep: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
           f"{len(todo)} to run ({backend})")
     if backend == "slurm":
-        _slurm(todo, sweep_dir, slurm_options or {}, dry_run)
-    elif not dry_run:
+        for hours, group in _by_hours(todo, time_limits, max_hours).items():
+            _slurm(group, sweep_dir, slurm_options or {}, dry_run, hours=hours,
+                   launcher=launcher)
+    elif dry_run:  # the commands a local sweep would run
+        with open(os.path.join(sweep_dir, "commands.txt"), "w") as f:
+            f.writelines(shlex.join(r["argv"]) + "\n" for r in todo)
+    else:
         _local(todo, parallel)
     show = grid is not None  # explicit points are named by their run ids
     rows = [_summary(r, _record(r["output_dir"], r["run_id"]), show) for r in runs]
@@ -189,20 +206,50 @@ def _local(todo, parallel: int) -> None:
               f"run the sweep again to resume them")
 
 
-def _slurm(todo, sweep_dir: str, options: Mapping[str, str], dry_run: bool) -> None:
+def _by_hours(todo, limits: Mapping[str, float] | None,
+              max_hours: float | None) -> dict[int | None, list]:
+    """Runs grouped by their time limit in whole hours (None: the options' own ``time``)."""
+    if not limits:
+        return {None: todo}
+    groups: dict[int | None, list] = {}
+    for r in todo:
+        hours = max(1, math.ceil(limits[r["run_id"]] / 3600))
+        groups.setdefault(min(hours, int(max_hours)) if max_hours else hours, []).append(r)
+    return dict(sorted(groups.items()))
+
+
+REQUEUE_SIGNAL_S = 600  # SIGUSR1 this long before the time limit: the task requeues itself
+
+
+def _slurm(todo, sweep_dir: str, options: Mapping[str, str], dry_run: bool,
+           hours: int | None = None, launcher: str = "") -> None:
     if not todo:
         return
-    cmds = os.path.join(sweep_dir, "commands.txt")
+    tag = "" if hours is None else f"-{hours}h"
+    cmds = os.path.join(sweep_dir, f"commands{tag}.txt")
     with open(cmds, "w") as f:
         for r in todo:
             f.write(shlex.join(r["argv"]) + "\n")
-    lines = ["#!/bin/bash", "#SBATCH --job-name=mmlaws-sweep",
+    options = {**options, **({} if hours is None else {"time": f"{hours}:00:00"})}
+    task = '"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"'
+    lines = ["#!/bin/bash", f"#SBATCH --job-name=mmlaws-sweep{tag}",
              f"#SBATCH --array=1-{len(todo)}",
-             f"#SBATCH --output={os.path.join(sweep_dir, 'slurm-%A_%a.out')}"]
+             f"#SBATCH --output={os.path.join(sweep_dir, 'slurm-%A_%a.out')}",
+             "#SBATCH --open-mode=append", "#SBATCH --requeue",
+             f"#SBATCH --signal=B:USR1@{REQUEUE_SIGNAL_S}"]
     lines += [f"#SBATCH --{k}={v}" for k, v in options.items()]
-    task = f'eval "$(sed -n "${{SLURM_ARRAY_TASK_ID}}p" {shlex.quote(cmds)})"'
-    lines += ["set -euo pipefail", task]
-    script = os.path.join(sweep_dir, "sweep.sbatch")
+    lines += [
+        "set -uo pipefail",
+        f'cmd="$(sed -n "${{SLURM_ARRAY_TASK_ID}}p" {shlex.quote(cmds)})"',
+        # Near the time limit: put this task back in the queue; it resumes from its checkpoint.
+        f"trap 'echo \"mmlaws sweep: time limit near, requeueing {task}\"; "
+        f"scontrol requeue {task}' USR1",
+        f'eval "{launcher + " " if launcher else ""}$cmd" &',
+        "pid=$!",
+        'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done',
+        'wait "$pid"',
+    ]
+    script = os.path.join(sweep_dir, f"sweep{tag}.sbatch")
     with open(script, "w") as f:
         f.write("\n".join(lines) + "\n")
     if dry_run:

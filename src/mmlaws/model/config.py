@@ -9,9 +9,13 @@ import jax.numpy as jnp
 
 from mmlaws.errors import ConfigError
 
-REMAT_POLICIES = ("none", "full", "dots_saveable")
+# The names of mmlaws.model.remat.POLICIES and mmlaws.model.attention.IMPLS (kept here so that
+# the config imports no model code).
+REMAT_POLICIES = ("none", "minimal", "save_dot_except_mlp", "save_qkv_proj", "save_out_proj",
+                  "full", "dots_saveable")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-ATTENTION_IMPLS = ("auto", "xla", "cudnn")
+ATTENTION_IMPLS = ("auto", "xla", "chunked", "cudnn", "splash")
+MAX_SEGMENTS = 64  # documents per row the cuDNN kernel takes in its packed layout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,9 +24,12 @@ class ModelConfig:
 
     ``d_ff`` defaults to ``4 * d_model``. ``dtype`` is the compute dtype: ``"auto"`` means
     bfloat16 on GPU/TPU and float32 on CPU; parameters are kept in ``param_dtype``.
-    ``remat`` is one of ``none`` (keep all activations), ``full`` (recompute the whole block)
-    and ``dots_saveable`` (keep matmul outputs, recompute the rest). ``attention`` picks the
-    kernel: ``auto`` (cuDNN on GPU in 16-bit where it applies, else XLA), ``xla`` or ``cudnn``.
+    ``remat`` names a policy of :mod:`mmlaws.model.remat` (``none``: keep all activations;
+    ``full``: recompute the whole block; between them, MaxText's named policies). ``attention``
+    picks the kernel (:mod:`mmlaws.model.attention`): ``auto`` (cuDNN on GPU in 16-bit, splash
+    on TPU, XLA elsewhere), ``xla``, ``chunked``, ``cudnn`` or ``splash``; ``max_segments``:
+    documents per row that the cuDNN kernel's packed layout describes (a batch with a fuller
+    row takes the exact chunked kernel for that step).
     ``dropout_impl`` draws dropout masks with ``jax.random`` (``"jax"``) or by hashing element
     indices (``"hash"``, :class:`mmlaws.model.layers.HashDropout`; much cheaper on CPU).
     ``scan_unroll`` unrolls that many layers per iteration of the layer scan (parameters stay
@@ -45,13 +52,15 @@ class ModelConfig:
     scan_layers: bool = True
     scan_unroll: int = 1
     attention: str = "auto"
+    max_segments: int = MAX_SEGMENTS
     init_std: float = 0.006
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self):
         if self.d_ff == 0:
             object.__setattr__(self, "d_ff", 4 * self.d_model)
-        for name in ("vocab_size", "num_layers", "d_model", "num_heads", "d_head", "max_len"):
+        for name in ("vocab_size", "num_layers", "d_model", "num_heads", "d_head", "max_len",
+                     "max_segments"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
         if self.remat not in REMAT_POLICIES:

@@ -12,7 +12,9 @@ Conventions (the N that the scaling laws consume must say which one it is):
   ``6 · N_matmul + 12 · L · (heads · d_head) · context``, where ``N_matmul`` is the
   non-embedding count plus the ``vocab × d_model`` output projection (a matmul whether tied
   or not; embedding lookups cost nothing). The attention term counts the full context
-  (no causal halving), the usual convention for MFU.
+  (no causal halving), the convention of PaLM's MFU. With ``causal_halved=True`` it counts
+  the half of the scores a causal mask keeps, ``6 · L · heads · d_head · context`` (MaxText's
+  convention): the same speed then reads as a lower MFU, by about 7% at 1.3B and context 2048.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ def total_params(config: ModelConfig) -> int:
     return non_embedding_params(config) + embedding_params(config)
 
 
-def training_flops_per_token(config: ModelConfig, context: int | None = None) -> int:
-    """Forward + backward FLOPs per trained token: ``6·N_matmul + 12·L·heads·d_head·context``."""
+def training_flops_per_token(config: ModelConfig, context: int | None = None, *,
+                             causal_halved: bool = False) -> int:
+    """Forward + backward FLOPs per trained token: ``6·N_matmul + 12·L·heads·d_head·context``
+    (``causal_halved``: ``6·L·heads·d_head·context`` for attention)."""
     context = config.max_len if context is None else context
     n_matmul = non_embedding_params(config) + config.vocab_size * config.d_model
     attention = 12 * config.num_layers * config.num_heads * config.d_head * context
-    return 6 * n_matmul + attention
+    return 6 * n_matmul + (attention // 2 if causal_halved else attention)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from mmlaws.errors import ConfigError
 from mmlaws.model.config import ModelConfig
 from mmlaws.model.layers import LayerNorm, Mlp, SelfAttention, dropout_layer, truncated_normal
+from mmlaws.model.remat import checkpoint_policy
 
 ACTIVATION_AXES = ("batch", "length", "embed")
 
@@ -40,6 +41,7 @@ class Block(nn.Module):
     dropout_impl: str
     eps: float
     attention: str
+    max_segments: int
     deterministic: bool
     dtype: jnp.dtype
     param_dtype: jnp.dtype
@@ -49,7 +51,7 @@ class Block(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         h = LayerNorm(self.eps, name="ln_attn", **kw)(x)
         attn = SelfAttention(self.num_heads, self.d_head, self.init_std, self.attention,
-                             name="attn", **kw)
+                             self.max_segments, name="attn", **kw)
         h = attn(h, segment_ids)
         x = x + dropout_layer(self.dropout, self.dropout_impl)(h, deterministic=self.deterministic)
         x = nn.with_logical_constraint(x, ACTIVATION_AXES)
@@ -60,10 +62,10 @@ class Block(nn.Module):
 
 
 def _block_class(remat: str, scanned: bool):
+    """The block, rematerialised by the policy ``remat`` (:mod:`mmlaws.model.remat`)."""
     if remat == "none":
         return Block
-    policy = None if remat == "full" else jax.checkpoint_policies.dots_saveable
-    return nn.remat(Block, policy=policy, prevent_cse=not scanned)
+    return nn.remat(Block, policy=checkpoint_policy(remat), prevent_cse=not scanned)
 
 
 def positions_from_segments(segment_ids: jax.Array) -> jax.Array:
@@ -83,7 +85,7 @@ class Decoder(nn.Module):
         c = self.config
         kw = dict(num_heads=c.num_heads, d_head=c.d_head, d_ff=c.d_ff, init_std=c.init_std,
                   dropout=c.dropout, dropout_impl=c.dropout_impl, eps=c.layer_norm_eps,
-                  attention=c.attention,
+                  attention=c.attention, max_segments=c.max_segments,
                   deterministic=deterministic,
                   dtype=c.compute_dtype, param_dtype=c.weight_dtype)
         block = _block_class(c.remat, c.scan_layers)

@@ -5,6 +5,10 @@ Einsum letters, used at every call site:
     B batch · T query length · S key length · D model width · N heads · H head dim
     F feed-forward width · V vocabulary · L layers
 
+Activations that remat policies may keep are named with ``checkpoint_name``
+(:mod:`mmlaws.model.remat`): ``query_proj``, ``key_proj``, ``value_proj``, ``attention`` (the
+kernel's output), ``out_proj``, ``mlp_hidden`` (after the ReLU) and ``mlp_out``.
+
 Each parameter carries logical axes (see :mod:`mmlaws.model.sharding`) through
 ``nn.with_logical_partitioning``; each module takes only the fields it uses.
 """
@@ -14,6 +18,10 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
+
+from mmlaws.model.attention import attend, causal_segment_mask  # noqa: F401  (re-exported)
+from mmlaws.model.config import MAX_SEGMENTS
 
 Dtype = jnp.dtype
 
@@ -67,33 +75,15 @@ def dropout_layer(rate: float, impl: str) -> nn.Module:
     return HashDropout(rate) if impl == "hash" else nn.Dropout(rate)
 
 
-def causal_segment_mask(segment_ids: jax.Array) -> jax.Array:
-    """[B, T] segment ids → [B, 1, T, T] mask: key s ≤ query t and both in the same segment."""
-    length = segment_ids.shape[-1]
-    causal = jnp.tril(jnp.ones((length, length), dtype=jnp.bool_))  # [T, S]
-    same = segment_ids[:, :, None] == segment_ids[:, None, :]  # [B, T, S]
-    return (causal[None] & same)[:, None]  # [B, 1, T, S]
-
-
-def attention(q, k, v, segment_ids: jax.Array | None, implementation: str = "auto"):
+def attention(q, k, v, segment_ids: jax.Array | None, implementation: str = "auto",
+              max_segments: int = MAX_SEGMENTS):
     """Causal softmax attention that never crosses segment boundaries.
 
-    q, k, v: [B, T, N, H]; segment_ids: [B, T] or None (one document per row).
-    Returns [B, T, N, H]. ``implementation`` is passed to :func:`jax.nn.dot_product_attention`
-    (``"xla"``, ``"cudnn"``, or None, which is XLA in jax 0.10); ``"auto"`` asks for cuDNN's
-    fused kernel on GPU with 16-bit inputs and falls back to XLA where cuDNN refuses the shapes.
+    q, k, v: [B, T, N, H]; segment_ids: [B, T] or None (one document per row). Returns
+    [B, T, N, H]. ``implementation``: a kernel of :data:`mmlaws.model.attention.IMPLS`
+    (:func:`mmlaws.model.attention.attend`); a kernel that cannot run raises.
     """
-    mask = None if segment_ids is None else causal_segment_mask(segment_ids)  # [B, 1, T, S]
-    run = lambda impl: jax.nn.dot_product_attention(  # noqa: E731
-        q, k, v, mask=mask, is_causal=mask is None, implementation=impl)
-    if implementation != "auto":
-        return run(implementation)
-    if jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16):
-        try:
-            return run("cudnn")
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    return run(None)
+    return attend(q, k, v, segment_ids, implementation, max_segments=max_segments)
 
 
 def _param(module: nn.Module, name: str, init, shape, axes, dtype):
@@ -126,6 +116,7 @@ class SelfAttention(nn.Module):
     d_head: int
     init_std: float
     implementation: str = "auto"
+    max_segments: int = MAX_SEGMENTS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -144,13 +135,15 @@ class SelfAttention(nn.Module):
         for name in ("query", "key", "value"):
             w, b = self._proj(name, d)
             y = jnp.einsum("BTD,DNH->BTNH", x, w) + b  # [B, T, N, H]
-            qkv.append(nn.with_logical_constraint(y, ("batch", "length", "heads", "kv")))
-        out = attention(*qkv, segment_ids, self.implementation)  # [B, T, N, H]
+            y = nn.with_logical_constraint(y, ("batch", "length", "heads", "kv"))
+            qkv.append(checkpoint_name(y, f"{name}_proj"))
+        out = attention(*qkv, segment_ids, self.implementation, self.max_segments)  # [B,T,N,H]
+        out = checkpoint_name(out, "attention")
         w_out = _param(self, "out_kernel", truncated_normal(self.init_std),
                        (self.num_heads, self.d_head, d), ("heads", "kv", "embed"), self.param_dtype)
         b_out = _param(self, "out_bias", nn.initializers.zeros, (d,), ("embed",), self.param_dtype)
         y = jnp.einsum("BTNH,NHD->BTD", out, w_out.astype(self.dtype))  # [B, T, D]
-        return y + b_out.astype(self.dtype)
+        return checkpoint_name(y + b_out.astype(self.dtype), "out_proj")
 
 
 class Mlp(nn.Module):
@@ -172,4 +165,6 @@ class Mlp(nn.Module):
         b_out = _param(self, "wo_bias", zeros, (d,), ("embed",), pd)
         h = jnp.einsum("BTD,DF->BTF", x, w_in.astype(self.dtype)) + b_in.astype(self.dtype)
         h = nn.with_logical_constraint(jax.nn.relu(h), ("batch", "length", "mlp"))  # [B, T, F]
-        return jnp.einsum("BTF,FD->BTD", h, w_out.astype(self.dtype)) + b_out.astype(self.dtype)
+        h = checkpoint_name(h, "mlp_hidden")
+        y = jnp.einsum("BTF,FD->BTD", h, w_out.astype(self.dtype)) + b_out.astype(self.dtype)
+        return checkpoint_name(y, "mlp_out")

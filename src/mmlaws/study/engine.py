@@ -134,6 +134,10 @@ def from_design(runs: Mapping[str, Mapping], *, layout: VocabLayout, warmup_step
     out = []
     for rid, d in runs.items():
         b = d["bindings"]
+        if b.get("MICRO_BATCHES", 1) > 1:
+            raise ConfigError(f"run {rid}: micro-batches ({b['MICRO_BATCHES']}) need the process "
+                              "path (SweepSettings.engine='process'); the stacked engine "
+                              "trains whole batches")
         config = PRESETS[b["MODEL"]].replace(**{"vocab_size": layout.size,
                                                  **b["MODEL_OVERRIDES"]})
         lr = peak_learning_rate(b["MODEL"], b.get("PEAK_LR", peak_lr))

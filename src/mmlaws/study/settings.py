@@ -25,14 +25,19 @@ class Design:
 
     - ``datasets``: names of :data:`mmlaws.study.design.BUILDERS` to build and train on.
     - ``models``: name -> overrides of ``base_model`` (``preset``, ``d_model``, ``num_layers``,
-      ``num_heads``, ``d_head``, ``d_ff``, ``remat``, ``dtype``, ``dropout``, ``init_std``) and
-      optionally its own ``peak_lr``; ``model_defaults``: such keys for every model that does
-      not set its own.
+      ``num_heads``, ``d_head``, ``d_ff``, ``remat``, ``dtype``, ``dropout``, ``dropout_impl``,
+      ``init_std``, ``attention``, ``max_segments``) and optionally its own ``peak_lr`` and
+      ``micro_batch_rows`` (rows per micro-batch: a run of ``B`` rows accumulates gradients
+      over ``B / micro_batch_rows`` micro-batches); ``model_defaults``: such keys for every
+      model that does not set its own.
     - ``budgets``: training tokens per run (steps = ⌈budget / (batch × sequence length)⌉).
-    - ``pairs``: also every pair of datasets at 50/50 token shares; ``nmodal``: with three
+    - ``pairs``: True: also every pair of datasets at 50/50 token shares; or a list of the
+      pairs to train (``[["speech", "text"], ...]``); False: none. ``nmodal``: with three
       datasets or more, also all of them at equal shares.
-    - ``batch_scan``: ``{"model": name, "budget": tokens, "batch_sizes": [rows, ...]}``, runs
-      of one size at one budget over several batch sizes (Phenomenon 3), or None.
+    - ``batch_scan``: runs of some sizes at one budget over several batch sizes (Phenomenon 3),
+      on every dataset and pair, or None: ``{"models": [names] (or "model": name), "budget":
+      tokens, "batch_sizes": [rows, ...], "extra_batch_sizes": {dataset: [rows, ...]}}``, the
+      extra sizes only for the sets that contain that dataset (§6: 0.5M where Text is in).
     - ``seeds``: model name -> number of seeds its law runs are trained with (default 1, seed
       0); extra seeds measure the seed noise of the final loss (run ids end ``_s1``, ``_s2`` …).
     - ``schedule``: ``"decay"`` (every run warms up, then decays to 10% of its peak rate at its
@@ -45,7 +50,7 @@ class Design:
     datasets: Sequence[str]
     models: Mapping[str, Mapping]
     budgets: Sequence[float]
-    pairs: bool = True
+    pairs: bool | Sequence[Sequence[str]] = True
     nmodal: bool = False
     batch_scan: Mapping | None = None
     base_model: str = "tiny"
@@ -65,12 +70,20 @@ class DataBuild:
 
     ``layout``: a vocabulary layout of :data:`mmlaws.data.shards.PRESETS` (``micro``: bytes);
     ``tokens``: tokens kept per dataset; ``offline``: the builders download nothing.
+    ``image`` and ``speech``: fields of the image and speech builders' options
+    (:class:`mmlaws.corpora.images.ImageOptions`, :class:`mmlaws.corpora.speech.SpeechOptions`),
+    e.g. ``{"size": 256, "tokenizer": "vqvae"}``. ``max_epochs``: the most passes over a
+    dataset's training tokens that a run may make (§4.5 trains a single epoch: 1.0); a design
+    that needs more is refused. None: allowed, but announced and recorded in ``design.json``.
     """
 
     data_dir: str = "outputs/data"
     layout: str = "small"
     tokens: float = 2e6
     offline: bool = False
+    image: Mapping[str, Any] | None = None
+    speech: Mapping[str, Any] | None = None
+    max_epochs: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +120,25 @@ class SweepSettings:
     run in this process, runs of one shape stacked (:mod:`mmlaws.study.engine`, settings in
     :class:`~mmlaws.study.engine.EngineSettings`); ``engine="process"``: one process per run
     (:func:`mmlaws.sweep.run_sweep`), ``parallel`` at a time. ``backend="slurm"``: one job per
-    run in a SLURM array with ``slurm_options`` as ``#SBATCH`` lines; ``dry_run`` writes the job
-    array without submitting it."""
+    run in a SLURM array with ``slurm_options`` as ``#SBATCH`` lines.
+
+    ``dry_run``: build and train nothing; print the plan (:mod:`mmlaws.study.preview`: the
+    runs, tokens needed per dataset and the epochs they imply, and with ``plan_memory`` the
+    memory of each model's step on ``devices`` devices of ``device_gb``) and write the job
+    arrays without submitting them. ``time_limit``: SLURM time limits from each run's planned
+    FLOPs at a stated utilisation, ``{"mfu": 0.4, "device": "h100", "devices": 8, "margin":
+    1.25, "max_hours": 48}`` (:func:`mmlaws.study.preview.run_seconds`); runs longer than
+    ``max_hours`` continue in requeued jobs from their checkpoints. ``launcher``: a prefix of
+    every run's command in the job (``"srun"`` for runs over several nodes).
+    """
 
     parallel: int = 1
     backend: str = "local"
     engine: str = "stacked"
     slurm_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dry_run: bool = False
+    time_limit: Mapping[str, Any] | None = None
+    launcher: str = ""
+    plan_memory: bool = True
+    devices: int = 8
+    device_gb: float = 80.0

@@ -9,18 +9,26 @@ aliased bytes is the peak the step needs. Compiled for the host backend, the fig
 compiler's buffer assignment; it is a plan, not a measurement on the target accelerator.
 
 The model's vocabulary is the layout's (:data:`mmlaws.data.vocab.PAPER` by default: 2^16
-ids, the vocabulary of the Table 2 presets), as in training.
+ids, the vocabulary of the Table 2 presets), as in training. ``attention`` is the kernel the run
+will use; a host without it (a CPU planning for a GPU or TPU) compiles the ``chunked`` kernel in
+place of ``cudnn``, ``splash`` or ``auto``, which keeps no ``T × T`` tensor either, and the
+plan says so (:attr:`MemoryPlan.attention`).
+
+:func:`cheapest_remat` tries the remat policies from least to most recomputation
+(:data:`mmlaws.model.remat.ORDER`) and returns the first whose step fits.
 
 Command line (simulates the devices on CPU)::
 
     python -m mmlaws.train.memory --preset 30B --mesh fsdp=8,tensor=8 --batch 8 --seq 2048 \\
         --device_gb 80 --remat full
+    python -m mmlaws.train.memory --preset 1.3B --mesh fsdp=8 --batch 64 --remat cheapest
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -29,7 +37,9 @@ import jax
 
 from mmlaws.data.batch import DTYPES, FIELDS
 from mmlaws.data.vocab import VocabLayout, resolve_layout
+from mmlaws.errors import ConfigError
 from mmlaws.model import PRESETS, batch_sharding, make_mesh, use_mesh
+from mmlaws.model import remat as remat_lib
 from mmlaws.train.optimizer import Recipe
 from mmlaws.train.state import StateSetup, state_setup
 from mmlaws.train.step import jit_steps
@@ -46,6 +56,8 @@ class MemoryPlan:
     aliased: int
     temporaries: int
     device_bytes: float
+    remat: str = ""
+    attention: str = ""
 
     @property
     def peak(self) -> int:
@@ -57,7 +69,8 @@ class MemoryPlan:
 
     def summary(self) -> str:
         verdict = "fits" if self.fits else "does NOT fit"
-        return (f"per device: {self.peak / GB:.2f} GB (arguments {self.arguments / GB:.2f}, "
+        how = f"remat {self.remat}, attention {self.attention}: " if self.remat else ""
+        return (f"{how}per device: {self.peak / GB:.2f} GB (arguments {self.arguments / GB:.2f}, "
                 f"outputs {self.outputs / GB:.2f}, aliased {self.aliased / GB:.2f}, temporaries "
                 f"{self.temporaries / GB:.2f}) — {verdict} in {self.device_bytes / GB:.0f} GB")
 
@@ -76,22 +89,52 @@ def compile_step(setup: StateSetup, *, batch_size: int, sequence_length: int,
         return train.lower(setup.shapes, batch, rng, setup.recipe.schedule_values()).compile()
 
 
+def compiled_attention(attention: str) -> str:
+    """The kernel the planner compiles for a run using ``attention``: on a host without the
+    fused kernels, ``chunked`` stands in for them (same memory: no ``T × T`` tensor)."""
+    if jax.default_backend() == "cpu" and attention in ("auto", "cudnn", "splash"):
+        return "chunked"
+    return attention
+
+
 def plan_memory(preset: str, mesh_shape: dict, *, batch: int, sequence_length: int,
                 device_gb: float, micro_batches: int = 1, dtype: str = "bfloat16",
-                remat: str = "full", layout: str | VocabLayout = "paper") -> MemoryPlan:
-    """Compile the train step of ``preset`` (vocabulary: ``layout``'s size) for a
-    ``[batch, sequence_length]`` batch on ``mesh_shape`` (over the devices present) and report
-    its per-device memory against ``device_gb``."""
+                remat: str = "full", layout: str | VocabLayout = "paper",
+                attention: str = "auto", overrides: dict | None = None) -> MemoryPlan:
+    """Compile the train step of ``preset`` (vocabulary: ``layout``'s size; ``overrides``: more
+    :class:`~mmlaws.model.ModelConfig` fields) for a ``[batch, sequence_length]`` batch on
+    ``mesh_shape`` (over the devices present) and report its per-device memory against
+    ``device_gb``."""
     layout = resolve_layout(layout)
+    kernel = compiled_attention(attention)
     config = PRESETS[preset].replace(dtype=dtype, remat=remat, vocab_size=layout.size,
-                                     max_len=max(sequence_length, PRESETS[preset].max_len))
+                                     max_len=max(sequence_length, PRESETS[preset].max_len),
+                                     attention=kernel, **(overrides or {}))
     setup = state_setup(config, Recipe(1e-4, 1000), make_mesh(mesh_shape))
     compiled = compile_step(setup, batch_size=batch, sequence_length=sequence_length,
                             layout=layout, micro_batches=micro_batches)
     m = compiled.memory_analysis()
     return MemoryPlan(arguments=m.argument_size_in_bytes, outputs=m.output_size_in_bytes,
                       aliased=m.alias_size_in_bytes, temporaries=m.temp_size_in_bytes,
-                      device_bytes=device_gb * GB)
+                      device_bytes=device_gb * GB, remat=remat, attention=kernel)
+
+
+def cheapest_remat(preset: str, mesh_shape: dict, *, headroom: float = 0.9, log=None,
+                   **kwargs) -> tuple[str, MemoryPlan]:
+    """The first policy of :data:`~mmlaws.model.remat.ORDER` (least recomputation first) whose
+    step needs at most ``headroom`` × the device's memory, and its plan; ``kwargs`` as for
+    :func:`plan_memory` (without ``remat``). Raises :class:`ConfigError` when none fits."""
+    plans = []
+    for policy in remat_lib.ORDER:
+        plan = plan_memory(preset, mesh_shape, remat=policy, **kwargs)
+        plans.append(plan)
+        if log:
+            log(f"  {preset}: {plan.summary()}")
+        if plan.peak <= headroom * plan.device_bytes:
+            return policy, plan
+    raise ConfigError(f"{preset} on {mesh_shape} with {kwargs}: no remat policy fits "
+                      f"(full remat needs {plans[-1].peak / GB:.1f} GB per device); use more "
+                      "micro-batches or more devices")
 
 
 def _mesh_arg(text: str) -> dict:
@@ -106,17 +149,29 @@ def main(argv=None) -> None:
     parser.add_argument("--seq", type=int, default=2048)
     parser.add_argument("--micro_batches", type=int, default=1)
     parser.add_argument("--device_gb", type=float, default=80.0)
-    parser.add_argument("--remat", default="full")
+    parser.add_argument("--remat", default="full",
+                        help="a policy of mmlaws.model.remat, or 'cheapest' (the first that fits)")
+    parser.add_argument("--attention", default="auto", help="the kernel the run will use")
     parser.add_argument("--layout", default="paper", help="vocabulary layout (tiny … paper)")
+    parser.add_argument("--overrides", type=json.loads, default=None,
+                        help='more model config fields, as JSON: \'{"dropout_impl": "hash"}\'')
+    parser.add_argument("--json", action="store_true", help="print the plan as one JSON line")
     args = parser.parse_args(argv)
     devices = math.prod(args.mesh.values())  # set before JAX starts its backend
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_force_host_platform_device_count={devices}")
-    plan = plan_memory(args.preset, args.mesh, batch=args.batch, sequence_length=args.seq,
-                       device_gb=args.device_gb, micro_batches=args.micro_batches,
-                       remat=args.remat, layout=args.layout)
-    print(f"{args.preset} on {args.mesh}, batch {args.batch}×{args.seq}: {plan.summary()}")
+    kwargs = dict(batch=args.batch, sequence_length=args.seq, device_gb=args.device_gb,
+                  micro_batches=args.micro_batches, layout=args.layout, attention=args.attention,
+                  overrides=args.overrides)
+    if args.remat == "cheapest":
+        _, plan = cheapest_remat(args.preset, args.mesh, log=print, **kwargs)
+    else:
+        plan = plan_memory(args.preset, args.mesh, remat=args.remat, **kwargs)
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(plan), "peak": plan.peak, "fits": plan.fits}))
+    else:
+        print(f"{args.preset} on {args.mesh}, batch {args.batch}×{args.seq}: {plan.summary()}")
     sys.exit(0)
 
 

@@ -1,4 +1,4 @@
-"""The pure train step ``(state, batch, rng) -> (state, sums)`` and the eval step.
+"""The pure train step ``(state, batch, rng, schedule) -> (state, sums)`` and the eval step.
 
 The loss is the weighted mean next-token cross-entropy over the whole batch,
 ``Σ w·xent / Σ w``. A batch of ``B`` rows is split into ``micro_batches`` micro-batches that a
