@@ -44,7 +44,7 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
     assert (out / "fig1_loss_curves.png").stat().st_size > 10_000
     assert "| code | 8 |" in (out / "README.md").read_text()
     again = _main(repo_root, "--gin_file=configs/quickstart.gin", *r.args[4:])
-    assert "8 already finished, 0 to run" in again.stdout
+    assert "8 runs, 8 already finished; 0 stack(s) to train" in again.stdout
 
 
 @pytest.mark.slow

@@ -333,20 +333,19 @@ def test_02_fit_your_runs_recovers_known_laws(tmp_path, runtime):
 # The small study notebook 02 makes on a fresh runtime (no STUDY_DIR), shrunk: one dataset
 # (the pair laws are checked on known laws above), three widths x two budgets (six runs, the
 # fewest a fit takes) of 16 and 32 steps of 8 x 32 bytes.
-NB02_DEMO = {
+NB02_DESIGN = {
     "datasets": ["code"],
     "models": {f"w{d}": {"d_model": d, "num_heads": 1, "d_head": d, "peak_lr": 1e-2}
                for d in (4, 8, 16)},
     "budgets": [4096, 8192],
-    "sequence_length": 32,
-    "warmup_steps": 2,
-    "eval_batches": 2,
 }
+NB02_RUN = {"sequence_length": 32, "warmup_steps": 2, "eval_batches": 2}
 
 
 @pytest.mark.slow
 def test_02_makes_its_own_study_on_a_fresh_runtime(tmp_path, runtime):
-    p = {"STUDY_DIR": None, "DEMO": NB02_DEMO, "BOOTSTRAP_SAMPLES": 0, "GRID": "coarse",
+    p = {"STUDY_DIR": None, "DEMO_DESIGN": NB02_DESIGN, "DEMO_RUN": NB02_RUN,
+         "BOOTSTRAP_SAMPLES": 0, "GRID": "coarse",
          "HOLDOUT_SIZES": 0, "REPORT_DIR": "report"}
     nb = execute_notebook(NB02, p, cwd=tmp_path, runtime=runtime)
     s = summary_of(nb)

@@ -176,6 +176,9 @@ def _train_stacked(runs, out: pathlib.Path, data: DataBuild, run: RunSettings,
                           "EngineSettings (or use SweepSettings.engine='process')")
     todo = from_design(runs, layout=resolve_layout(data.layout), warmup_steps=run.warmup_steps,
                        peak_lr=run.peak_lr)
+    if engine.eval_tokens is None:
+        engine = dataclasses.replace(
+            engine, eval_tokens=run.eval_batches * run.batch_size * run.sequence_length)
     if engine.tracking.group is None:
         engine = dataclasses.replace(
             engine, tracking=dataclasses.replace(engine.tracking, group=wandb_group(out)))

@@ -98,6 +98,9 @@ class EngineRun:
                 self.rng_impl, self.recipe.direction_key)
 
 
+DEFAULT_EVAL_TOKENS = 100_000
+
+
 @dataclasses.dataclass(frozen=True)
 class EngineSettings:
     """How the engine trains a design.
@@ -106,7 +109,8 @@ class EngineSettings:
     - ``sync_every``: steps between reading the device's outputs and writing step lines;
     - ``checkpoint_every``: steps between a stack's checkpoints (it also saves whenever a run
       finishes or a branch forks);
-    - ``eval_tokens``: loss-bearing held-out tokens per dataset; ``eval_batch_size``: rows per
+    - ``eval_tokens``: loss-bearing held-out tokens per dataset (None: 100,000, or in a study
+      ``RunSettings.eval_batches`` training batches' worth); ``eval_batch_size``: rows per
       evaluation batch;
     - ``spike_factor``: a ``grad_spike`` event above this × the running median gradient norm;
     - ``max_nonfinite``: consecutive non-finite losses after which a run is marked failed (the
@@ -120,7 +124,7 @@ class EngineSettings:
     max_stack: int = 16
     sync_every: int = 16
     checkpoint_every: int = 500
-    eval_tokens: float = 100_000
+    eval_tokens: float | None = None
     eval_batch_size: int = 16
     spike_factor: float = SPIKE_FACTOR
     max_nonfinite: int = 10
@@ -228,7 +232,7 @@ def train_design(runs: Sequence[EngineRun], *, output_dir: str, data_dir: str,
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ConfigError(f"duplicate run ids in the design: {dup}")
-    streams = Streams(data_dir, eval_tokens=settings.eval_tokens,
+    streams = Streams(data_dir, eval_tokens=settings.eval_tokens or DEFAULT_EVAL_TOKENS,
                       eval_batch_size=settings.eval_batch_size)
     stacks = [s for s in (_to_train(s, stacks_dir, runs_dir)
                           for s in plan_stacks(runs, settings.max_stack)) if s]
