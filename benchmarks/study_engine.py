@@ -96,7 +96,9 @@ def main() -> None:
                            sequence_length=run.sequence_length, warmup_steps=run.warmup_steps)
     print(f"design: {len(runs)} runs; building the data (not timed)", flush=True)
     design_lib.build_data(design.datasets, data_dir=data.data_dir, layout=data.layout,
-                          token_budget=data.tokens, offline=data.offline)
+                          token_budget=data.tokens,
+                          options={"image": data.image, "speech": data.speech},
+                          sources=data.sources, **data.build_options())
     root = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="study_engine_"))
     ways = [w for w in ("stacked", "per-process") if args.only in (None, w)]
     rates: dict[str, list[float]] = {w: [] for w in ways}

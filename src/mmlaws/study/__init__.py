@@ -90,8 +90,8 @@ def run_study(
     if not sweep.dry_run:
         stats = design_lib.build_data(design.datasets, data_dir=data.data_dir,
                                       layout=data.layout, token_budget=data.tokens,
-                                      offline=data.offline,
-                                      options={"image": data.image, "speech": data.speech})
+                                      options={"image": data.image, "speech": data.speech},
+                                      sources=data.sources, **data.build_options())
         available = {d: float(s["splits"]["train"]["tokens"]) for d, s in stats.items()}
         design_lib.check_epochs(runs, available, data.max_epochs)
         _check_same_design(out / "design.json", runs)

