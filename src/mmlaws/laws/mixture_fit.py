@@ -1,0 +1,347 @@
+"""Fitting the per-modality mixture laws of :mod:`mmlaws.laws.mixture` on runs at several shares.
+
+:func:`fit_mixture` fits, on every observed per-modality loss (and the mixture loss of runs that
+logged no per-modality losses), the Huber-on-log-loss objective of Eq. 3:
+
+    min Σ_runs Σ_k w_r · Huber_δ( log L_k(N, D; w) − log L_k,observed )
+
+with the batched multi-start L-BFGS of :mod:`mmlaws.laws.solver` in float64. The uni-modal laws
+are either given (fitted on pure runs) or fitted jointly from the mixed runs, which needs no pure
+run at all: a modality's own law is what its loss does as its share, and so its tokens, change.
+Exponents enter through a logistic map onto :data:`~mmlaws.laws.mixture.EXPONENT_RANGE`, so
+every fitted exponent is positive and bounded; one at a bound is reported, as is every parameter
+the runs leave undetermined (:mod:`mmlaws.laws.identify`).
+
+The pair's two directions of transfer are told apart only by per-modality losses; a fit on
+mixture losses alone ties them (``symmetric``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmlaws.laws import identify
+from mmlaws.laws.fit import FitInfo, huber
+from mmlaws.laws.forms import UnimodalLaw, check_quantity, pairs_of
+from mmlaws.laws.mixture import EXPONENT_RANGE, MixtureLaw, PairMixing, Transfer
+from mmlaws.laws.published import HUBER_DELTA
+from mmlaws.laws.records import RunTable
+from mmlaws.laws.solver import minimize_multistart
+
+UNI = ("a", "b", "e", "alpha", "beta")
+PAIR = ("alpha", "beta", "C", "a", "b", "C'", "a'", "b'")  # ' : the second direction
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureRuns:
+    """Runs of a mixture design as columns: R runs, M modalities."""
+
+    names: tuple[str, ...]  # [M]
+    run_id: np.ndarray  # [R]
+    N: np.ndarray  # [R] parameters
+    D: np.ndarray  # [R] total tokens
+    shares: np.ndarray  # [R, M] token shares, rows summing to 1
+    losses: np.ndarray  # [R, M] per-modality loss, NaN where not observed (share 0 or not logged)
+    loss: np.ndarray  # [R] the mixture's loss, NaN where not logged
+
+    def __len__(self) -> int:
+        return len(self.N)
+
+    def take(self, idx) -> MixtureRuns:
+        idx = np.asarray(idx, int)
+        return dataclasses.replace(self, run_id=self.run_id[idx], N=self.N[idx], D=self.D[idx],
+                                   shares=self.shares[idx], losses=self.losses[idx],
+                                   loss=self.loss[idx])
+
+    @classmethod
+    def from_table(cls, table: RunTable, names: Sequence[str]) -> MixtureRuns:
+        """The runs of ``table`` trained on ``names`` or a subset of them (pure runs included):
+        shares from each run's tokens per dataset, per-modality losses from its
+        ``loss_per_dataset``."""
+        names = tuple(sorted(names))
+        keep = [k for k, d in enumerate(table.datasets) if set(d) <= set(names)]
+        t = table.take(keep)
+        tok = np.array([[float(x.get(n, 0.0)) for n in names] for x in t.tokens]).reshape(-1,
+                                                                                        len(names))
+        total = tok.sum(axis=1, keepdims=True)
+        if np.any(total <= 0):
+            raise ValueError(f"runs without tokens per dataset: {t.run_id[total[:, 0] <= 0]}")
+        losses = np.array([[float(x.get(n, np.nan)) for n in names] for x in t.losses])
+        shares = tok / total
+        losses = np.where(shares > 0, losses.reshape(shares.shape), np.nan)
+        return cls(names, np.asarray(t.run_id), np.asarray(t.N, np.float64), total[:, 0],
+                   shares, losses, np.asarray(t.loss, np.float64))
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureFit(MixtureLaw):
+    """A fitted :class:`~mmlaws.laws.mixture.MixtureLaw` with its :class:`FitInfo`."""
+
+    info: FitInfo | None = None
+
+    def law(self) -> MixtureLaw:
+        return MixtureLaw(laws=self.laws, pairs=self.pairs, quantity=self.quantity)
+
+
+def _bounded(u, lo_hi):
+    lo, hi = lo_hi[0], lo_hi[1]
+    return lo + (hi - lo) * jax.nn.sigmoid(u)
+
+
+def _unbounded(x, lo_hi):
+    lo, hi = lo_hi
+    t = np.clip((np.asarray(x, np.float64) - lo) / (hi - lo), 1e-9, 1 - 1e-9)
+    return np.log(t) - np.log1p(-t)
+
+
+def predict_all(p, log_n, log_dk, W, fixed, free, Si, Sj, sym, bounds):
+    """Per-modality predictions [R, M] for the parameter vector of :func:`mixture_objective`.
+
+    The solver passes every argument as float64, so selections are one-hot matrices (``Si``,
+    ``Sj`` [M, P]: the pair's first and second modality) and flags are 0/1 (``free`` [M],
+    ``sym``)."""
+    M = W.shape[1]
+    uni = p[: 5 * M].reshape(M, 5)
+    on = free > 0.5
+    a = jnp.where(on, uni[:, 0], fixed[:, 0])
+    b = jnp.where(on, uni[:, 1], fixed[:, 1])
+    e = jnp.where(on, uni[:, 2], fixed[:, 2])
+    al = jnp.where(on, _bounded(uni[:, 3], bounds[:2]), fixed[:, 3])
+    be = jnp.where(on, _bounded(uni[:, 4], bounds[:2]), fixed[:, 4])
+    pred = (jnp.exp(e) + jnp.exp(a - al * log_n[:, None]) + jnp.exp(b - be * log_dk))
+    q = p[5 * M:].reshape(-1, 8)
+    q2 = jnp.where(sym > 0.5, q[:, 2:5], q[:, 5:8])
+    alp, bep = _bounded(q[:, 0], bounds[2:]), _bounded(q[:, 1], bounds[2:])
+    n_part = lambda amp: jnp.exp(amp - alp * log_n[:, None])
+    wi, wj = W @ Si, W @ Sj  # [R, P]
+    on_i = -q[:, 2] + n_part(q[:, 3]) + jnp.exp(q[:, 4] - bep * (log_dk @ Sj))  # [R, P]
+    on_j = -q2[:, 0] + n_part(q2[:, 1]) + jnp.exp(q2[:, 2] - bep * (log_dk @ Si))
+    add_i = jnp.where(wj > 0, 2.0 * wj * on_i, 0.0)
+    add_j = jnp.where(wi > 0, 2.0 * wi * on_j, 0.0)
+    return pred + add_i @ Si.T + add_j @ Sj.T
+
+
+def mixture_objective(p, log_n, log_dk, W, log_l, observed, log_mix, mixed, weights, fixed, free,
+                      Si, Sj, sym, bounds, delta):
+    """Σ Huber(log-residuals) over observed per-modality losses (``observed`` [R, M], 0/1) and,
+    where ``mixed`` [R], over mixture losses; parameters ``p``: [5 M] uni-modal (a, b, e, u_α,
+    u_β) then [8 P] per pair (u_α, u_β, C, a, b, C', a', b'); ``fixed`` [M, 5] natural
+    uni-modal parameters (log A, log B, log E, α, β) used where ``free`` is 0."""
+    pred = predict_all(p, log_n, log_dk, W, fixed, free, Si, Sj, sym, bounds)
+    r = jnp.log(jnp.maximum(pred, 1e-12)) - log_l
+    mix = jnp.sum(jnp.where(W > 0, W * pred, 0.0), axis=1)
+    r_mix = jnp.log(jnp.maximum(mix, 1e-12)) - log_mix
+    per = jnp.sum(weights[:, None] * jnp.where(observed > 0.5, huber(r, delta), 0.0))
+    return per + jnp.sum(weights * jnp.where(mixed > 0.5, huber(r_mix, delta), 0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureFitSettings:
+    """How :func:`fit_mixture` fits; the one place its defaults are stated.
+
+    - ``huber_delta``: δ of the Huber loss (the paper's 0.03, as the other fitters).
+    - ``num_starts``: random starts of the multi-start solve (seeded by ``seed``), besides the
+      starts built from given or pure-run laws.
+    - ``symmetric``: tie the pair's two directions (None: tie them only when no mixed run has
+      per-modality losses).
+    """
+
+    huber_delta: float = HUBER_DELTA
+    num_starts: int = 384
+    seed: int = 0
+    symmetric: bool | None = None
+    quantity: str = "nats"
+
+
+def _starts(rng, S, M, P, lmin, lmed) -> np.ndarray:
+    """[S, 5 M + 8 P] random starts over the ranges seen in scaling-law fits."""
+    lo_u, lo_i = EXPONENT_RANGE["unimodal"], EXPONENT_RANGE["interaction"]
+    uni = np.stack([rng.uniform(0, 12, (S, M)), rng.uniform(0, 16, (S, M)),
+                    np.log(rng.uniform(0.3, 0.95, (S, M)) * lmin),
+                    _unbounded(rng.uniform(0.1, 0.9, (S, M)), lo_u),
+                    _unbounded(rng.uniform(0.1, 0.9, (S, M)), lo_u)], axis=-1)  # [S, M, 5]
+    pair = np.stack([_unbounded(rng.uniform(0.1, 0.8, (S, P)), lo_i),
+                     _unbounded(rng.uniform(0.1, 0.8, (S, P)), lo_i),
+                     rng.uniform(-0.1, 0.1, (S, P)) * lmed, rng.uniform(-8, 6, (S, P)),
+                     rng.uniform(-8, 8, (S, P)), rng.uniform(-0.1, 0.1, (S, P)) * lmed,
+                     rng.uniform(-8, 6, (S, P)), rng.uniform(-8, 8, (S, P))], axis=-1)
+    return np.concatenate([uni.reshape(S, -1), pair.reshape(S, -1)], axis=1)
+
+
+def _natural(law: UnimodalLaw) -> list[float]:
+    return [np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta]
+
+
+def fit_mixture(
+    runs: MixtureRuns, *, laws: Mapping[str, UnimodalLaw] | None = None,
+    start_laws: Mapping[str, UnimodalLaw] | None = None, weights=None,
+    settings: MixtureFitSettings = MixtureFitSettings(),
+) -> MixtureFit:
+    """Fits the per-modality mixture laws of ``runs`` (module docstring).
+
+    Args:
+      runs: the design's runs (:meth:`MixtureRuns.from_table`), mixed and pure.
+      laws: uni-modal laws held fixed (e.g. fitted on pure runs); modalities without one are
+        fitted jointly with the interactions. None: all fitted jointly.
+      start_laws: uni-modal laws to start the joint fit from (besides random starts).
+      weights: [R] weight of each run's residuals.
+    """
+    check_quantity(settings.quantity)
+    names, M = runs.names, len(runs.names)
+    W = np.asarray(runs.shares, np.float64)
+    observed = np.isfinite(runs.losses) & (W > 0)
+    mixed = ~observed.any(axis=1) & np.isfinite(runs.loss)
+    if not np.all(np.isfinite(runs.N) & (runs.N > 0) & np.isfinite(runs.D) & (runs.D > 0)):
+        raise ValueError("every run needs a positive N and D")
+    if np.any(runs.losses[observed] <= 0) or np.any(runs.loss[mixed] <= 0):
+        raise ValueError("losses must be positive")
+    pairs = [p for p in pairs_of(names) if np.any((W[:, names.index(p[0])] > 0)
+                                                  & (W[:, names.index(p[1])] > 0))]
+    P = len(pairs)
+    pi = np.array([names.index(i) for i, _ in pairs], int)
+    pj = np.array([names.index(j) for _, j in pairs], int)
+    both = (W[:, pi] > 0) & (W[:, pj] > 0) if P else np.zeros((len(W), 0), bool)
+    directional = observed[both.any(axis=1)].all(axis=1).any() if P else False
+    sym = (not directional) if settings.symmetric is None else settings.symmetric
+    laws = dict(laws or {})
+    free = np.array([k not in laws for k in names])
+    fixed = np.array([_natural(laws[k]) if k in laws else [0.0] * 5 for k in names])
+    n_obs = int(observed.sum() + mixed.sum())
+    n_free = 5 * int(free.sum()) + P * (5 if sym else 8)
+    if n_obs <= n_free:
+        raise ValueError(f"{n_obs} observed losses cannot determine {n_free} parameters")
+    lo_u = EXPONENT_RANGE["unimodal"]
+    log_l = np.log(np.where(observed, runs.losses, 1.0))
+    lmin = np.array([np.min(runs.losses[observed[:, k], k]) if observed[:, k].any()
+                     else np.nanmin(runs.loss) for k in range(M)])
+    lmed = float(np.median(runs.losses[observed]) if observed.any() else np.median(runs.loss))
+    starts = _starts(np.random.default_rng(settings.seed), settings.num_starts, M, P, lmin, lmed)
+    if start_laws:  # one more start: the given laws, the interactions from the first random row
+        row = starts[0].copy()
+        for k, name in enumerate(names):
+            if name in start_laws:
+                law = start_laws[name]
+                row[5 * k: 5 * k + 5] = _natural(law)[:3] + [_unbounded(law.alpha, lo_u),
+                                                             _unbounded(law.beta, lo_u)]
+        starts = np.concatenate([row[None], starts])
+    bounds = np.array([*lo_u, *EXPONENT_RANGE["interaction"]])
+    log_dk = np.log(np.where(W > 0, W * runs.D[:, None], 1.0))
+    w = np.ones(len(W)) if weights is None else np.asarray(weights, np.float64)
+    Si, Sj = np.eye(M)[:, pi], np.eye(M)[:, pj]  # [M, P]
+    args = (np.log(runs.N), log_dk, W, log_l, observed.astype(float),
+            np.log(np.where(mixed, runs.loss, 1.0)), mixed.astype(float), w, fixed,
+            free.astype(float), Si, Sj, np.float64(sym), bounds, np.float64(settings.huber_delta))
+    res = minimize_multistart(mixture_objective, starts, args)
+    p = res.params[res.best]
+    law = _law_from(p, names, pairs, laws, free, sym, settings.quantity)
+    warn, edge = _identification(law, p, args, runs, observed, mixed, pairs, free, sym,
+                                 settings.huber_delta)
+    info = FitInfo(objective=float(res.values[res.best]), num_starts=len(res.values),
+                   num_converged=res.num_converged, on_boundary=tuple(edge),
+                   huber_delta=float(settings.huber_delta), num_runs=len(W),
+                   outcomes=res.outcomes(), warnings=tuple(dict.fromkeys(warn)))
+    return MixtureFit(laws=law.laws, pairs=law.pairs, quantity=law.quantity, info=info)
+
+
+def _law_from(p, names, pairs, fixed_laws, free, sym, quantity) -> MixtureLaw:
+    lo_u, lo_i = EXPONENT_RANGE["unimodal"], EXPONENT_RANGE["interaction"]
+    sig = lambda u, r: float(r[0] + (r[1] - r[0]) / (1.0 + np.exp(-u)))
+    laws = {}
+    for k, name in enumerate(names):
+        if not free[k]:
+            law = fixed_laws[name]
+            laws[name] = UnimodalLaw(**law.as_dict(), source=law.source, quantity=quantity)
+            continue
+        a, b, e, ua, ub = p[5 * k: 5 * k + 5]
+        laws[name] = UnimodalLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)),
+                                 alpha=sig(ua, lo_u), beta=sig(ub, lo_u),
+                                 source="fitted jointly from mixture runs", quantity=quantity)
+    mix = {}
+    for k, pair in enumerate(pairs):
+        q = p[5 * len(names) + 8 * k: 5 * len(names) + 8 * k + 8]
+        second = q[2:5] if sym else q[5:8]
+        mix[pair] = PairMixing(
+            names=pair, alpha=sig(q[0], lo_i), beta=sig(q[1], lo_i),
+            on_first=Transfer(C=float(q[2]), A=float(np.exp(q[3])), B=float(np.exp(q[4]))),
+            on_second=Transfer(C=float(second[0]), A=float(np.exp(second[1])),
+                               B=float(np.exp(second[2]))))
+    return MixtureLaw(laws=laws, pairs=mix, quantity=quantity)
+
+
+def _identification(law, p, args, runs, observed, mixed, pairs, free, sym, delta):
+    """(warnings, parameters at a bound of their stated range) of a mixture fit."""
+    names, M = runs.names, len(runs.names)
+    lo_u, lo_i = EXPONENT_RANGE["unimodal"], EXPONENT_RANGE["interaction"]
+    idx, labels, kinds, shown, scale, edge = [], [], [], [], [], []
+
+    def add(i, label, kind, value=None, rng=None):
+        idx.append(i)
+        labels.append(label)
+        kinds.append(kind)
+        shown.append(p[i] if value is None else value)
+        if rng is None:
+            scale.append(1.0)
+            return
+        t = (value - rng[0]) / (rng[1] - rng[0])
+        scale.append((rng[1] - rng[0]) * t * (1 - t))
+        if t < 1e-3 or t > 1 - 1e-3:
+            edge.append(label)
+
+    for k, name in enumerate(names):
+        if free[k]:
+            u = law.laws[name]
+            for j, (n, kind) in enumerate(zip(UNI[:3], ("log", "log", "E"), strict=True)):
+                add(5 * k + j, f"{n}[{name}]", kind)
+            add(5 * k + 3, f"alpha[{name}]", "exp", u.alpha, lo_u)
+            add(5 * k + 4, f"beta[{name}]", "exp", u.beta, lo_u)
+    for k, pair in enumerate(pairs):
+        base, tag, m = 5 * M + 8 * k, "|".join(pair), law.pairs[pair]
+        add(base, f"alpha[{tag}]", "exp", m.alpha, lo_i)
+        add(base + 1, f"beta[{tag}]", "exp", m.beta, lo_i)
+        for j, kind in zip(range(2, 5 if sym else 8), ("C", "log", "log") * 2, strict=False):
+            arrow = f"{pair[0]}←{pair[1]}" if j < 5 else f"{pair[1]}←{pair[0]}"
+            add(base + j, f"{PAIR[j][0]}[{arrow}]", kind)
+    with jax.enable_x64(True):
+        pred = np.asarray(predict_all(*(jnp.asarray(args[k]) if k >= 0 else jnp.asarray(p)
+                                        for k in (-1, 0, 1, 2, 8, 9, 10, 11, 12, 13))))
+    r = (np.log(np.maximum(pred, 1e-12)) - args[3])[observed]
+    mix = np.sum(np.where(runs.shares > 0, runs.shares * pred, 0.0), axis=1)
+    r = np.concatenate([r, (np.log(np.maximum(mix, 1e-12)) - args[5])[mixed]])
+    lo_hi = {lab: (lo_u if "[" in lab and lab.split("[")[1][:-1] in names else lo_i)
+             for lab in edge}
+    warn = identify.design_warnings(_variables(runs, observed, pairs),
+                                    _exponents(names, free, pairs))
+    warn += identify.value_warnings({}, edge, lo_hi, what="stated range")
+    level = np.exp(args[3])[observed] if observed.any() else runs.loss[mixed]
+    warn += identify.flat_warnings(
+        mixture_objective, p, args, r, names=labels, kinds=kinds, huber_delta=delta, free=idx,
+        shown=shown, scale=scale, c_scale=identify.residual_scale(level))
+    return warn, edge
+
+
+def _variables(runs: MixtureRuns, observed, pairs) -> dict:
+    names = runs.names
+    tokens = runs.shares * runs.D[:, None]
+    out = {"N": runs.N}
+    for k, n in enumerate(names):
+        out[f"D[{n}]"] = tokens[observed[:, k], k]
+    for i, j in pairs:
+        both = (runs.shares[:, names.index(i)] > 0) & (runs.shares[:, names.index(j)] > 0)
+        out[f"D[{i}|{j}]"] = np.concatenate([tokens[both, names.index(i)],
+                                             tokens[both, names.index(j)]])
+    return out
+
+
+def _exponents(names, free, pairs) -> dict:
+    out = {}
+    for k, n in enumerate(names):
+        if free[k]:
+            out[f"alpha[{n}]"], out[f"beta[{n}]"] = "N", f"D[{n}]"
+    for i, j in pairs:
+        out[f"alpha[{i}|{j}]"], out[f"beta[{i}|{j}]"] = "N", f"D[{i}|{j}]"
+    return out
