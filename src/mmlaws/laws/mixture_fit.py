@@ -5,7 +5,10 @@ logged no per-modality losses), the Huber-on-log-loss objective of Eq. 3:
 
     min Σ_runs Σ_k w_r · Huber_δ( log L_k(N, D; w) − log L_k,observed )
 
-with the batched multi-start L-BFGS of :mod:`mmlaws.laws.solver` in float64. The uni-modal laws
+with the batched multi-start L-BFGS of :mod:`mmlaws.laws.solver` in float64. Sizes and tokens
+are centred on the design (log N − c_N, log D − c_D), so that each amplitude is the term's value
+at the design's centre and is not tied to its exponent (A = e^a at N = 1 is); starts are drawn on
+that physical scale. The uni-modal laws
 are either given (fitted on pure runs) or fitted jointly from the mixed runs, which needs no pure
 run at all: a modality's own law is what its loss does as its share, and so its tokens, change.
 Exponents enter through a logistic map onto :data:`~mmlaws.laws.mixture.EXPONENT_RANGE`, so
@@ -152,29 +155,38 @@ class MixtureFitSettings:
     """
 
     huber_delta: float = HUBER_DELTA
-    num_starts: int = 384
+    num_starts: int = 256
     seed: int = 0
     symmetric: bool | None = None
     quantity: str = "nats"
 
 
 def _starts(rng, S, M, P, lmin, lmed) -> np.ndarray:
-    """[S, 5 M + 8 P] random starts over the ranges seen in scaling-law fits."""
+    """[S, 5 M + 8 P] random starts: each term's value at the design's centre a fraction of the
+    observed losses, exponents across the usual range."""
     lo_u, lo_i = EXPONENT_RANGE["unimodal"], EXPONENT_RANGE["interaction"]
-    uni = np.stack([rng.uniform(0, 12, (S, M)), rng.uniform(0, 16, (S, M)),
-                    np.log(rng.uniform(0.3, 0.95, (S, M)) * lmin),
+    frac = lambda lo, hi, shape: rng.uniform(np.log(lo), np.log(hi), shape)  # log-uniform
+    uni = np.stack([frac(0.01, 0.5, (S, M)) + np.log(lmin), frac(0.01, 0.5, (S, M))
+                    + np.log(lmin), np.log(rng.uniform(0.3, 0.95, (S, M)) * lmin),
                     _unbounded(rng.uniform(0.1, 0.9, (S, M)), lo_u),
                     _unbounded(rng.uniform(0.1, 0.9, (S, M)), lo_u)], axis=-1)  # [S, M, 5]
+    amp = lambda: frac(1e-4, 0.2, (S, P)) + np.log(lmed)
     pair = np.stack([_unbounded(rng.uniform(0.1, 0.8, (S, P)), lo_i),
                      _unbounded(rng.uniform(0.1, 0.8, (S, P)), lo_i),
-                     rng.uniform(-0.1, 0.1, (S, P)) * lmed, rng.uniform(-8, 6, (S, P)),
-                     rng.uniform(-8, 8, (S, P)), rng.uniform(-0.1, 0.1, (S, P)) * lmed,
-                     rng.uniform(-8, 6, (S, P)), rng.uniform(-8, 8, (S, P))], axis=-1)
+                     rng.uniform(-0.1, 0.1, (S, P)) * lmed, amp(), amp(),
+                     rng.uniform(-0.1, 0.1, (S, P)) * lmed, amp(), amp()], axis=-1)
     return np.concatenate([uni.reshape(S, -1), pair.reshape(S, -1)], axis=1)
 
 
-def _natural(law: UnimodalLaw) -> list[float]:
-    return [np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta]
+def _bucket(n: int) -> int:
+    """The padded number of rows: the next power of two, at least 16."""
+    return max(16, 1 << (n - 1).bit_length())
+
+
+def _natural(law: UnimodalLaw, c_n: float = 0.0, c_d: float = 0.0) -> list[float]:
+    """(a, b, e, α, β) of a law with sizes and tokens centred at (c_n, c_d)."""
+    return [np.log(law.A) - law.alpha * c_n, np.log(law.B) - law.beta * c_d, np.log(law.E),
+            law.alpha, law.beta]
 
 
 def fit_mixture(
@@ -210,7 +222,9 @@ def fit_mixture(
     sym = (not directional) if settings.symmetric is None else settings.symmetric
     laws = dict(laws or {})
     free = np.array([k not in laws for k in names])
-    fixed = np.array([_natural(laws[k]) if k in laws else [0.0] * 5 for k in names])
+    c_n = float(np.mean(np.log(runs.N)))
+    c_d = float(np.mean(np.log((W * runs.D[:, None])[W > 0])))
+    fixed = np.array([_natural(laws[k], c_n, c_d) if k in laws else [0.0] * 5 for k in names])
     n_obs = int(observed.sum() + mixed.sum())
     n_free = 5 * int(free.sum()) + P * (5 if sym else 8)
     if n_obs <= n_free:
@@ -226,19 +240,22 @@ def fit_mixture(
         for k, name in enumerate(names):
             if name in start_laws:
                 law = start_laws[name]
-                row[5 * k: 5 * k + 5] = _natural(law)[:3] + [_unbounded(law.alpha, lo_u),
-                                                             _unbounded(law.beta, lo_u)]
+                row[5 * k: 5 * k + 5] = _natural(law, c_n, c_d)[:3] + [
+                    _unbounded(law.alpha, lo_u), _unbounded(law.beta, lo_u)]
         starts = np.concatenate([row[None], starts])
     bounds = np.array([*lo_u, *EXPONENT_RANGE["interaction"]])
-    log_dk = np.log(np.where(W > 0, W * runs.D[:, None], 1.0))
+    log_dk = np.where(W > 0, np.log(np.where(W > 0, W * runs.D[:, None], 1.0)) - c_d, 0.0)
     w = np.ones(len(W)) if weights is None else np.asarray(weights, np.float64)
     Si, Sj = np.eye(M)[:, pi], np.eye(M)[:, pj]  # [M, P]
-    args = (np.log(runs.N), log_dk, W, log_l, observed.astype(float),
-            np.log(np.where(mixed, runs.loss, 1.0)), mixed.astype(float), w, fixed,
-            free.astype(float), Si, Sj, np.float64(sym), bounds, np.float64(settings.huber_delta))
+    pad = _bucket(len(W)) - len(W)  # zero-weight rows: fits of similar size share a compilation
+    rows = lambda a, fill=0.0: np.concatenate([a, np.full((pad,) + a.shape[1:], fill, a.dtype)])
+    args = (rows(np.log(runs.N) - c_n), rows(log_dk), rows(W), rows(log_l),
+            rows(observed.astype(float)), rows(np.log(np.where(mixed, runs.loss, 1.0))),
+            rows(mixed.astype(float)), rows(w), fixed, free.astype(float), Si, Sj,
+            np.float64(sym), bounds, np.float64(settings.huber_delta))
     res = minimize_multistart(mixture_objective, starts, args)
     p = res.params[res.best]
-    law = _law_from(p, names, pairs, laws, free, sym, settings.quantity)
+    law = _law_from(p, names, pairs, laws, free, sym, settings.quantity, c_n, c_d)
     warn, edge = _identification(law, p, args, runs, observed, mixed, pairs, free, sym,
                                  settings.huber_delta)
     info = FitInfo(objective=float(res.values[res.best]), num_starts=len(res.values),
@@ -248,7 +265,8 @@ def fit_mixture(
     return MixtureFit(laws=law.laws, pairs=law.pairs, quantity=law.quantity, info=info)
 
 
-def _law_from(p, names, pairs, fixed_laws, free, sym, quantity) -> MixtureLaw:
+def _law_from(p, names, pairs, fixed_laws, free, sym, quantity, c_n, c_d) -> MixtureLaw:
+    """The law of parameter vector ``p`` (sizes and tokens centred at c_n, c_d)."""
     lo_u, lo_i = EXPONENT_RANGE["unimodal"], EXPONENT_RANGE["interaction"]
     sig = lambda u, r: float(r[0] + (r[1] - r[0]) / (1.0 + np.exp(-u)))
     laws = {}
@@ -258,18 +276,19 @@ def _law_from(p, names, pairs, fixed_laws, free, sym, quantity) -> MixtureLaw:
             laws[name] = UnimodalLaw(**law.as_dict(), source=law.source, quantity=quantity)
             continue
         a, b, e, ua, ub = p[5 * k: 5 * k + 5]
-        laws[name] = UnimodalLaw(E=float(np.exp(e)), A=float(np.exp(a)), B=float(np.exp(b)),
-                                 alpha=sig(ua, lo_u), beta=sig(ub, lo_u),
+        al, be = sig(ua, lo_u), sig(ub, lo_u)
+        laws[name] = UnimodalLaw(E=float(np.exp(e)), A=float(np.exp(a + al * c_n)),
+                                 B=float(np.exp(b + be * c_d)), alpha=al, beta=be,
                                  source="fitted jointly from mixture runs", quantity=quantity)
     mix = {}
     for k, pair in enumerate(pairs):
         q = p[5 * len(names) + 8 * k: 5 * len(names) + 8 * k + 8]
         second = q[2:5] if sym else q[5:8]
-        mix[pair] = PairMixing(
-            names=pair, alpha=sig(q[0], lo_i), beta=sig(q[1], lo_i),
-            on_first=Transfer(C=float(q[2]), A=float(np.exp(q[3])), B=float(np.exp(q[4]))),
-            on_second=Transfer(C=float(second[0]), A=float(np.exp(second[1])),
-                               B=float(np.exp(second[2]))))
+        al, be = sig(q[0], lo_i), sig(q[1], lo_i)
+        t = lambda c, a, b, al=al, be=be: Transfer(
+            C=float(c), A=float(np.exp(a + al * c_n)), B=float(np.exp(b + be * c_d)))
+        mix[pair] = PairMixing(names=pair, alpha=al, beta=be, on_first=t(*q[2:5]),
+                               on_second=t(*second))
     return MixtureLaw(laws=laws, pairs=mix, quantity=quantity)
 
 
@@ -306,18 +325,19 @@ def _identification(law, p, args, runs, observed, mixed, pairs, free, sym, delta
         for j, kind in zip(range(2, 5 if sym else 8), ("C", "log", "log") * 2, strict=False):
             arrow = f"{pair[0]}←{pair[1]}" if j < 5 else f"{pair[1]}←{pair[0]}"
             add(base + j, f"{PAIR[j][0]}[{arrow}]", kind)
+    R = len(runs)
     with jax.enable_x64(True):
         pred = np.asarray(predict_all(*(jnp.asarray(args[k]) if k >= 0 else jnp.asarray(p)
-                                        for k in (-1, 0, 1, 2, 8, 9, 10, 11, 12, 13))))
-    r = (np.log(np.maximum(pred, 1e-12)) - args[3])[observed]
+                                        for k in (-1, 0, 1, 2, 8, 9, 10, 11, 12, 13))))[:R]
+    r = (np.log(np.maximum(pred, 1e-12)) - args[3][:R])[observed]
     mix = np.sum(np.where(runs.shares > 0, runs.shares * pred, 0.0), axis=1)
-    r = np.concatenate([r, (np.log(np.maximum(mix, 1e-12)) - args[5])[mixed]])
+    r = np.concatenate([r, (np.log(np.maximum(mix, 1e-12)) - args[5][:R])[mixed]])
     lo_hi = {lab: (lo_u if "[" in lab and lab.split("[")[1][:-1] in names else lo_i)
              for lab in edge}
     warn = identify.design_warnings(_variables(runs, observed, pairs),
                                     _exponents(names, free, pairs))
     warn += identify.value_warnings({}, edge, lo_hi, what="stated range")
-    level = np.exp(args[3])[observed] if observed.any() else runs.loss[mixed]
+    level = runs.losses[observed] if observed.any() else runs.loss[mixed]
     warn += identify.flat_warnings(
         mixture_objective, p, args, r, names=labels, kinds=kinds, huber_delta=delta, free=idx,
         shown=shown, scale=scale, c_scale=identify.residual_scale(level))

@@ -164,8 +164,11 @@ def _pairs(laws: LawSet, mix, N, D, flops: FlopsPerToken) -> dict:
             entry["crossing"] = None if real is None else {
                 "N": real.N, "D_pair": real.D, "compute": real.compute / within,
                 "counted_as": flops.name or "6N"}
-            if real is None:
-                entry["note"] = "C ≤ 0 (or a non-positive exponent): the pair never crosses"
+            if real is None and term.C <= 0:
+                entry["note"] = f"C = {term.C:.3g} ≤ 0: the pair never becomes synergistic"
+            elif real is None:
+                entry["note"] = (f"α = {term.alpha:.3g}, β = {term.beta:.3g}: an exponent ≤ 0 "
+                                 "is not a scaling law; the barrier is undefined")
             out[key] = entry
     return out
 
@@ -253,6 +256,8 @@ def plan(mix: Mapping[str, float], budget: Budget, laws: str | LawSet = "table1"
         if (p["interaction"] or "").startswith("Eq. 4") and abs(shares[i] - shares[j]) > 1e-9:
             warn.append(f"{key}: interaction fitted at 50/50 only; other shares follow the "
                         "mixture law's share dependence (mmlaws.laws.mixture)")
+    warn += [f"pair {k}: {p['note']}" for k, p in out["pairs"].items()
+             if p["interaction"] and "exponent" in p.get("note", "")]
     for name, w in laws.warnings.items():
         if any(part in shares for part in name.split("|")):
             warn += [f"law {name}: {x}" for x in w]

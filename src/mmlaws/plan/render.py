@@ -14,7 +14,7 @@ def _n(x) -> str:
     x = float(x)
     if x == 0 or 1e-3 <= abs(x) < 100:
         return f"{x:.3g}"
-    if abs(x) < 1e6:
+    if 100 <= abs(x) < 1e6:
         return f"{x:,.0f}"
     return f"{x:.2e}".replace("e+", "e")
 
@@ -35,7 +35,7 @@ def _pair_text(p: dict) -> str:
     if p.get("eq6"):
         text += f"; Eq. 6 (6ND): {_n(p['eq6']['compute_6ND'])}"
     if not p.get("crossing"):
-        text += "; never crosses (C ≤ 0)"
+        text += "; no crossing (C ≤ 0 or an exponent ≤ 0)"
     return text
 
 
