@@ -35,8 +35,11 @@ RULES: dict[str, set[str]] = {
     "sweep": {"laws.records"},
     # a study end to end sits on top of everything it runs
     "study": {"train", "data", "laws", "analysis", "model", "corpora", "sweep"},
-    # the entry point reaches its jobs through gin, not imports
-    "main": set(),
+    # from a budget and a modality mix to N, D, loss, barrier, memory (train's planner) and data
+    "plan": {"laws", "model", "train.memory", "data.shards"},
+    # the entry point reaches its jobs through gin, not imports; ``mmlaws plan`` is the planner's
+    # own command line
+    "main": {"plan.cli"},
     # the package root stays light: it imports nothing
     "mmlaws": set(),
 }

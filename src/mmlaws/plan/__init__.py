@@ -12,12 +12,35 @@
 - :mod:`~mmlaws.plan.render`: Markdown and LaTeX tables (with intervals), side-by-side
   comparisons, JSON.
 - ``mmlaws plan ...`` (:mod:`~mmlaws.plan.cli`) and the gin job ``configs/plan/plan.gin``.
+
+Names load their module on first use, so that the command line can simulate a mesh's devices
+before JAX starts.
 """
 
-from mmlaws.plan.core import architectures, effective_tokens, plan
-from mmlaws.plan.laws_source import LawSet, load_laws
-from mmlaws.plan.render import compare, latex, markdown
-from mmlaws.plan.settings import Budget, PlanSettings
+import importlib
 
-__all__ = ["Budget", "LawSet", "PlanSettings", "architectures", "compare", "effective_tokens",
-           "latex", "load_laws", "markdown", "plan"]
+_EXPORTS = {
+    "core": ("architectures", "effective_tokens", "plan"),
+    "laws_source": ("LawSet", "load_laws"),
+    "render": ("compare", "latex", "markdown"),
+    "settings": ("Budget", "PlanSettings"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
