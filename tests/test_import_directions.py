@@ -163,7 +163,7 @@ def _tree(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
     ("analysis/x.py", "from mmlaws.train.loop import train\n", "analysis imports mmlaws.train"),
     ("model/x.py", "from mmlaws.data.shards import PRESETS\n", "model imports mmlaws.data.shards"),
     ("data/x.py", "from mmlaws.corpora import text\n", "data imports mmlaws.corpora"),
-    ("plan.py", "x = 1\n", "top-level 'plan' has no rule"),
+    ("planner.py", "x = 1\n", "top-level 'planner' has no rule"),
 ])
 def test_the_checker_finds_an_import_against_the_rules(tmp_path, name, text, needle):
     found, _ = violations(_tree(tmp_path, {name: text}))
