@@ -189,6 +189,79 @@ def _natural(law: UnimodalLaw, c_n: float = 0.0, c_d: float = 0.0) -> list[float
             law.alpha, law.beta]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """A mixture fit's data as the objective takes it, and what the fit needs to read it back."""
+
+    pairs: list[tuple[str, str]]
+    observed: np.ndarray  # [R, M] per-modality losses fitted
+    mixed: np.ndarray  # [R] mixture losses fitted (runs without per-modality losses)
+    free: np.ndarray  # [M] uni-modal laws fitted (not given)
+    sym: bool  # the pair's two directions tied
+    c_n: float  # centre of log N
+    c_d: float  # centre of log tokens
+    args: tuple  # the objective's arguments, rows padded
+
+
+def _problem(runs: MixtureRuns, laws: Mapping[str, UnimodalLaw], weights,
+             settings: MixtureFitSettings) -> _Problem:
+    names, M, W = runs.names, len(runs.names), np.asarray(runs.shares, np.float64)
+    observed = np.isfinite(runs.losses) & (W > 0)
+    mixed = ~observed.any(axis=1) & np.isfinite(runs.loss)
+    if not np.all(np.isfinite(runs.N) & (runs.N > 0) & np.isfinite(runs.D) & (runs.D > 0)):
+        raise ValueError("every run needs a positive N and D")
+    if np.any(runs.losses[observed] <= 0) or np.any(runs.loss[mixed] <= 0):
+        raise ValueError("losses must be positive")
+    w = np.ones(len(W)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (len(W),):
+        raise ValueError(f"weights has shape {w.shape} for {len(W)} runs")
+    pairs = [p for p in pairs_of(names) if np.any((W[:, names.index(p[0])] > 0)
+                                                  & (W[:, names.index(p[1])] > 0))]
+    pi = np.array([names.index(i) for i, _ in pairs], int)
+    pj = np.array([names.index(j) for _, j in pairs], int)
+    both = ((W[:, pi] > 0) & (W[:, pj] > 0)).any(axis=1)
+    directional = bool(pairs) and bool(observed[both].all(axis=1).any())
+    sym = (not directional) if settings.symmetric is None else settings.symmetric
+    free = np.array([k not in laws for k in names])
+    n_obs, n_free = int(observed.sum() + mixed.sum()), 5 * int(free.sum()) + len(pairs) * (
+        5 if sym else 8)
+    if n_obs <= n_free:
+        raise ValueError(f"{n_obs} observed losses cannot determine {n_free} parameters")
+    c_n = float(np.mean(np.log(runs.N)))
+    c_d = float(np.mean(np.log((W * runs.D[:, None])[W > 0])))
+    fixed = np.array([_natural(laws[k], c_n, c_d) if k in laws else [0.0] * 5 for k in names])
+    log_dk = np.where(W > 0, np.log(np.where(W > 0, W * runs.D[:, None], 1.0)) - c_d, 0.0)
+    pad = _bucket(len(W)) - len(W)  # zero-weight rows: fits of similar size share a compilation
+    rows = lambda a: np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)])
+    bounds = np.array([*EXPONENT_RANGE["unimodal"], *EXPONENT_RANGE["interaction"]])
+    args = (rows(np.log(runs.N) - c_n), rows(log_dk), rows(W),
+            rows(np.log(np.where(observed, runs.losses, 1.0))), rows(observed.astype(float)),
+            rows(np.log(np.where(mixed, runs.loss, 1.0))), rows(mixed.astype(float)), rows(w),
+            fixed, free.astype(float), np.eye(M)[:, pi], np.eye(M)[:, pj], np.float64(sym),
+            bounds, np.float64(settings.huber_delta))
+    return _Problem(pairs, observed, mixed, free, sym, c_n, c_d, args)
+
+
+def _start_rows(runs: MixtureRuns, prob: _Problem, start_laws, settings) -> np.ndarray:
+    """Random starts, and with ``start_laws`` one more: those laws, the interactions of the
+    first random row."""
+    M, observed = len(runs.names), prob.observed
+    lmin = np.array([np.min(runs.losses[observed[:, k], k]) if observed[:, k].any()
+                     else np.nanmin(runs.loss) for k in range(M)])
+    lmed = float(np.median(runs.losses[observed]) if observed.any() else np.median(runs.loss))
+    starts = _starts(np.random.default_rng(settings.seed), settings.num_starts, M,
+                     len(prob.pairs), lmin, lmed)
+    if not start_laws:
+        return starts
+    row, lo_u = starts[0].copy(), EXPONENT_RANGE["unimodal"]
+    for k, name in enumerate(runs.names):
+        if name in start_laws:
+            law = start_laws[name]
+            row[5 * k: 5 * k + 5] = _natural(law, prob.c_n, prob.c_d)[:3] + [
+                _unbounded(law.alpha, lo_u), _unbounded(law.beta, lo_u)]
+    return np.concatenate([row[None], starts])
+
+
 def fit_mixture(
     runs: MixtureRuns, *, laws: Mapping[str, UnimodalLaw] | None = None,
     start_laws: Mapping[str, UnimodalLaw] | None = None, weights=None,
@@ -204,63 +277,18 @@ def fit_mixture(
       weights: [R] weight of each run's residuals.
     """
     check_quantity(settings.quantity)
-    names, M = runs.names, len(runs.names)
-    W = np.asarray(runs.shares, np.float64)
-    observed = np.isfinite(runs.losses) & (W > 0)
-    mixed = ~observed.any(axis=1) & np.isfinite(runs.loss)
-    if not np.all(np.isfinite(runs.N) & (runs.N > 0) & np.isfinite(runs.D) & (runs.D > 0)):
-        raise ValueError("every run needs a positive N and D")
-    if np.any(runs.losses[observed] <= 0) or np.any(runs.loss[mixed] <= 0):
-        raise ValueError("losses must be positive")
-    pairs = [p for p in pairs_of(names) if np.any((W[:, names.index(p[0])] > 0)
-                                                  & (W[:, names.index(p[1])] > 0))]
-    P = len(pairs)
-    pi = np.array([names.index(i) for i, _ in pairs], int)
-    pj = np.array([names.index(j) for _, j in pairs], int)
-    both = (W[:, pi] > 0) & (W[:, pj] > 0) if P else np.zeros((len(W), 0), bool)
-    directional = observed[both.any(axis=1)].all(axis=1).any() if P else False
-    sym = (not directional) if settings.symmetric is None else settings.symmetric
     laws = dict(laws or {})
-    free = np.array([k not in laws for k in names])
-    c_n = float(np.mean(np.log(runs.N)))
-    c_d = float(np.mean(np.log((W * runs.D[:, None])[W > 0])))
-    fixed = np.array([_natural(laws[k], c_n, c_d) if k in laws else [0.0] * 5 for k in names])
-    n_obs = int(observed.sum() + mixed.sum())
-    n_free = 5 * int(free.sum()) + P * (5 if sym else 8)
-    if n_obs <= n_free:
-        raise ValueError(f"{n_obs} observed losses cannot determine {n_free} parameters")
-    lo_u = EXPONENT_RANGE["unimodal"]
-    log_l = np.log(np.where(observed, runs.losses, 1.0))
-    lmin = np.array([np.min(runs.losses[observed[:, k], k]) if observed[:, k].any()
-                     else np.nanmin(runs.loss) for k in range(M)])
-    lmed = float(np.median(runs.losses[observed]) if observed.any() else np.median(runs.loss))
-    starts = _starts(np.random.default_rng(settings.seed), settings.num_starts, M, P, lmin, lmed)
-    if start_laws:  # one more start: the given laws, the interactions from the first random row
-        row = starts[0].copy()
-        for k, name in enumerate(names):
-            if name in start_laws:
-                law = start_laws[name]
-                row[5 * k: 5 * k + 5] = _natural(law, c_n, c_d)[:3] + [
-                    _unbounded(law.alpha, lo_u), _unbounded(law.beta, lo_u)]
-        starts = np.concatenate([row[None], starts])
-    bounds = np.array([*lo_u, *EXPONENT_RANGE["interaction"]])
-    log_dk = np.where(W > 0, np.log(np.where(W > 0, W * runs.D[:, None], 1.0)) - c_d, 0.0)
-    w = np.ones(len(W)) if weights is None else np.asarray(weights, np.float64)
-    Si, Sj = np.eye(M)[:, pi], np.eye(M)[:, pj]  # [M, P]
-    pad = _bucket(len(W)) - len(W)  # zero-weight rows: fits of similar size share a compilation
-    rows = lambda a, fill=0.0: np.concatenate([a, np.full((pad,) + a.shape[1:], fill, a.dtype)])
-    args = (rows(np.log(runs.N) - c_n), rows(log_dk), rows(W), rows(log_l),
-            rows(observed.astype(float)), rows(np.log(np.where(mixed, runs.loss, 1.0))),
-            rows(mixed.astype(float)), rows(w), fixed, free.astype(float), Si, Sj,
-            np.float64(sym), bounds, np.float64(settings.huber_delta))
-    res = minimize_multistart(mixture_objective, starts, args)
+    prob = _problem(runs, laws, weights, settings)
+    res = minimize_multistart(mixture_objective, _start_rows(runs, prob, start_laws, settings),
+                              prob.args)
     p = res.params[res.best]
-    law = _law_from(p, names, pairs, laws, free, sym, settings.quantity, c_n, c_d)
-    warn, edge = _identification(law, p, args, runs, observed, mixed, pairs, free, sym,
-                                 settings.huber_delta)
+    law = _law_from(p, runs.names, prob.pairs, laws, prob.free, prob.sym, settings.quantity,
+                    prob.c_n, prob.c_d)
+    warn, edge = _identification(law, p, prob.args, runs, prob.observed, prob.mixed,
+                                 prob.pairs, prob.free, prob.sym, settings.huber_delta)
     info = FitInfo(objective=float(res.values[res.best]), num_starts=len(res.values),
                    num_converged=res.num_converged, on_boundary=tuple(edge),
-                   huber_delta=float(settings.huber_delta), num_runs=len(W),
+                   huber_delta=float(settings.huber_delta), num_runs=len(runs),
                    outcomes=res.outcomes(), warnings=tuple(dict.fromkeys(warn)))
     return MixtureFit(laws=law.laws, pairs=law.pairs, quantity=law.quantity, info=info)
 
