@@ -37,8 +37,11 @@ RULES: dict[str, set[str]] = {
     "sweep": {"laws.records", "config_files"},
     # a study end to end sits on top of everything it runs
     "study": {"train", "data", "laws", "analysis", "model", "corpora", "sweep"},
-    # the entry point reaches its jobs through gin, not imports; it finds gin files by name
-    "main": {"config_files"},
+    # from a budget and a modality mix to N, D, loss, barrier, memory (train's planner) and data
+    "plan": {"laws", "model", "train.memory", "data.shards"},
+    # the entry point reaches its jobs through gin, not imports; ``mmlaws plan`` is the planner's
+    # own command line; it finds gin files by name
+    "main": {"config_files", "plan.cli"},
     # the package root stays light: it imports nothing
     "mmlaws": set(),
 }
@@ -162,7 +165,7 @@ def _tree(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
     ("analysis/x.py", "from mmlaws.train.loop import train\n", "analysis imports mmlaws.train"),
     ("model/x.py", "from mmlaws.data.shards import PRESETS\n", "model imports mmlaws.data.shards"),
     ("data/x.py", "from mmlaws.corpora import text\n", "data imports mmlaws.corpora"),
-    ("plan.py", "x = 1\n", "top-level 'plan' has no rule"),
+    ("planner.py", "x = 1\n", "top-level 'planner' has no rule"),
 ])
 def test_the_checker_finds_an_import_against_the_rules(tmp_path, name, text, needle):
     found, _ = violations(_tree(tmp_path, {name: text}))

@@ -157,6 +157,7 @@ def test_01_paper_laws(tmp_path, runtime):
     summary = summary_of(nb)
     p = NB01_PARAMETERS
 
+    assert summary["quantity"] == "perplexity"  # the reading of Table 1 (laws.published)
     assert summary["reference"] == {"N": p["REFERENCE_N"], "D": p["REFERENCE_D"]}
     assert set(summary["loss_at_reference"]) == set(PAPER_TABLE1)
     for name, row in PAPER_TABLE1.items():
@@ -433,3 +434,64 @@ def test_03_custom_mixture_trains_and_fits(tmp_path, monkeypatch, runtime):
         assert d == pytest.approx(mean_d, rel=1e-12)
     np.testing.assert_allclose(big["loss"], [eq2(big["N"], d) for d in big["D"]], rtol=1e-9)
     assert images_of(nb) >= 2  # loss curves, the fit
+
+
+# --- 04_plan_a_run: the paper's Speech|Text crossing, then a plan from fitted laws ---
+
+NB04 = NOTEBOOKS / "04_plan_a_run.ipynb"
+NB04_PARAMETERS = {"BOOTSTRAP_SAMPLES": 20, "GRID": "coarse", "COMPUTE_FACTOR": 1000.0,
+                   "FLOPS": "6N"}
+# The planted laws the notebook fits when no study folder is given, retyped.
+PLANTED = {"code": (40.0, 900.0, 1.6, 0.32, 0.36), "text": (25.0, 600.0, 1.2, 0.28, 0.33)}
+PLANTED_PAIR = (0.3, 10.0, 50.0, 0.3, 0.35)
+
+
+def test_04_committed_without_outputs():
+    _committed_clean(NB04)
+
+
+@pytest.mark.slow
+def test_04_plan_a_run(tmp_path):
+    p = {**NB04_PARAMETERS, "WORK_DIR": str(tmp_path / "study")}
+    nb = execute_notebook(NB04, p, cwd=tmp_path)
+    s = summary_of(nb)
+
+    # 1. Published numbers only: the cited point, costed, and Table 1 at 50/50 on its 6ND.
+    st = s["speech_text"]
+    assert (st["crossing"]["N"], st["crossing"]["D"]) == (28.35e9, 45.12e9)
+    assert st["crossing"]["compute_6nd"] == pytest.approx(6 * 28.35e9 * 45.12e9, rel=1e-12)
+    c = st["crossing"]["compute_6nd"]
+    speech, text = (PAPER_TABLE1[k] for k in ("speech", "text"))
+    n = np.geomspace(1e8, 1e12, 200001)
+    mix = 0.5 * (_eq2(speech, n, c / (12 * n)) + _eq2(text, n, c / (12 * n)))
+    assert st["plan"]["N"] == pytest.approx(n[np.argmin(mix)], rel=1e-4)
+    N, D = st["plan"]["N"], st["plan"]["D"]
+    assert 6 * N * D == pytest.approx(c, rel=1e-12)
+    assert st["plan"]["loss"]["speech"] == pytest.approx(_eq2(speech, N, D / 2), rel=1e-9)
+    assert st["plan"]["quantity"] == "perplexity" and st["plan"]["pair"] is None
+
+    # 2. A plan from laws fitted on planted runs: near the planted truth's own plan, and the
+    # barrier crossing is Eq. 6 of the fitted and of the planted coefficients.
+    assert s["planted"]
+    plan, truth = s["plan"], s["truth"]
+    assert abs(np.log(plan["N"] / truth["N"])) < np.log(1.5), (plan["N"], truth["N"])
+    assert abs(np.log(plan["D"] / truth["D"])) < np.log(1.5), (plan["D"], truth["D"])
+    lo, hi = plan["interval"]["N"]
+    assert lo <= plan["N"] <= hi
+    lo, hi = plan["loss_interval"]
+    assert lo <= plan["loss"] <= hi
+    pair = s["fitted_pair"]
+    fitted = [pair[k] for k in ("C", "A", "B", "alpha", "beta")]
+    np.testing.assert_allclose([plan["crossing"]["N"], plan["crossing"]["D_pair"]],
+                               _eq6(*fitted), rtol=1e-9)
+    np.testing.assert_allclose([truth["crossing"]["N"], truth["crossing"]["D_pair"]],
+                               _eq6(*PLANTED_PAIR), rtol=1e-9)
+    # The planned loss is Eq. 4 of the fitted coefficients at the planned N and D.
+    laws_ = {k: tuple(s["fitted"][k][q] for q in ("A", "B", "E", "alpha", "beta"))
+             for k in PLANTED}
+    N, D = plan["N"], plan["D"]
+    eq4 = (0.5 * (_eq2(laws_["code"], N, D / 2) + _eq2(laws_["text"], N, D / 2)) - pair["C"]
+           + pair["A"] / N ** pair["alpha"] + pair["B"] / D ** pair["beta"])
+    assert plan["loss"] == pytest.approx(eq4, rel=1e-9)
+    assert 6 * N * D == pytest.approx(s["budget"], rel=1e-12)
+    assert images_of(nb) >= 1

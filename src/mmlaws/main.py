@@ -2,6 +2,8 @@
 
 A gin file is a local path or the name of a packaged config (``--gin_file=quickstart.gin``
 from any folder; :mod:`mmlaws.config_files`).
+``mmlaws plan ...`` (first argument ``plan``) is the run planner's command line instead
+(:mod:`mmlaws.plan.cli`; also a gin job, ``configs/plan/plan.gin``).
 
 Gin files (T5X style, ``from __gin__ import dynamic_registration``) bind ``main.run.job`` to the
 function to run and configure it; library code stays undecorated. Several files compose in order,
@@ -61,6 +63,11 @@ def _load_config(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses flags and gin, runs the job; returns the process exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["plan"]:
+        from mmlaws.plan.cli import main as plan_main
+
+        return plan_main(argv[1:])
     args = _parse_args(argv)
     try:
         _load_config(args)

@@ -7,6 +7,10 @@ Eq. 3 fits in log space on the log of the loss, over a grid of starts (Hoffmann 
 with A = e^a, B = e^b, E = e^e. δ = 0.03 is the paper's choice (``published.HUBER_DELTA``, the
 default here); Chinchilla and Epoch's replication use 1e-3. The bi-modal fit keeps the uni-modal
 laws fixed and fits (C, a, α, b, β) of Eq. 4 with the same Huber-on-log-loss residuals.
+
+Every fit says which of its parameters the data do not determine (too few sizes or budgets, an
+estimate at the grid's edge, a negative exponent, a flat profile) as sentences in
+``info.warnings`` (:mod:`mmlaws.laws.identify`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from mmlaws.laws import identify
 from mmlaws.laws.forms import (
     BimodalLaw,
     Interaction,
     NModalLaw,
     UnimodalLaw,
+    _weighted,
+    check_quantity,
     normalise_shares,
     pairs_of,
 )
@@ -94,7 +101,8 @@ def grid_starts(grid: Mapping[str, Sequence[float]], names: Sequence[str]) -> np
 
 @dataclasses.dataclass(frozen=True)
 class FitInfo:
-    """How a fit was obtained: objective, start accounting and the boundary check."""
+    """How a fit was obtained: objective, start accounting, the boundary check, and what the
+    data leave undetermined (``warnings``: one sentence per parameter, :mod:`~.identify`)."""
 
     objective: float
     num_starts: int
@@ -103,6 +111,7 @@ class FitInfo:
     huber_delta: float
     num_runs: int
     outcomes: Mapping[str, int] = dataclasses.field(default_factory=dict)  # how starts ended
+    warnings: tuple[str, ...] = ()  # parameters the data do not determine, and why
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +125,7 @@ class UnimodalFit(UnimodalLaw):
         return self.info.objective
 
     def law(self) -> UnimodalLaw:
-        return UnimodalLaw(**self.as_dict(), source=self.source)
+        return UnimodalLaw(**self.as_dict(), source=self.source, quantity=self.quantity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,36 +189,56 @@ def _as_f64(*arrays) -> list[np.ndarray]:
 
 def fit_unimodal(
     N, D, loss, *, huber_delta: float = HUBER_DELTA, grid: Mapping | None = None,
-    weights=None, method: str = "lbfgs", source: str = "",
+    weights=None, method: str = "lbfgs", source: str = "", quantity: str = "nats",
 ) -> UnimodalFit:
     """Fits Eq. 2 to runs (N parameters, D tokens, final loss) as Eq. 3 does.
 
-    Returns the best of all grid starts; ``info`` counts the starts that converged and names
-    parameters whose optimum sits on the grid's boundary.
+    Returns the best of all grid starts; ``info`` counts the starts that converged, names
+    parameters whose optimum sits on the grid's boundary and warns of those the runs do not
+    determine. ``quantity`` says what ``loss`` is (``"nats"`` or ``"perplexity"``); the law
+    predicts the same quantity.
     """
     N, D, loss = _as_f64(N, D, loss)
     check_runs({"N": N, "D": D, "loss": loss}, min_runs=6)
     _check_design(N, D)
+    check_quantity(quantity)
     grid = HOFFMANN_GRID if grid is None else grid
     w = np.ones_like(N) if weights is None else _as_f64(weights)[0]
     args = (np.log(N), np.log(D), np.log(loss), w, np.float64(huber_delta))
     starts = grid_starts(grid, UNI_PARAMS)
     res = minimize_multistart(unimodal_objective, starts, args, method=method)
-    return unimodal_from_params(res.params[res.best], _info(res, grid, UNI_PARAMS, huber_delta, N),
-                                source)
+    p = res.params[res.best]
+    law = unimodal_from_params(p)
+    warn = _warnings(res, grid, UNI_PARAMS, {"N": N, "D": D}, {"alpha": "N", "beta": "D"})
+    warn += identify.flat_warnings(
+        unimodal_objective, p, args, np.log(law.predict(N, D)) - np.log(loss),
+        names=UNI_PARAMS, kinds=("log", "log", "E", "exp", "exp"), huber_delta=huber_delta)
+    return unimodal_from_params(p, _info(res, grid, UNI_PARAMS, huber_delta, N, warn), source,
+                                quantity)
 
 
-def unimodal_from_params(p, info: FitInfo | None = None, source: str = "") -> UnimodalFit:
+def unimodal_from_params(p, info: FitInfo | None = None, source: str = "",
+                         quantity: str = "nats") -> UnimodalFit:
     a, b, e, alpha, beta = (float(v) for v in p)
     return UnimodalFit(E=np.exp(e), A=np.exp(a), B=np.exp(b), alpha=alpha, beta=beta,
-                       source=source, info=info)
+                       source=source, quantity=quantity, info=info)
 
 
-def _info(res: MultiStartResult, grid, names, delta, N) -> FitInfo:
+def _warnings(res: MultiStartResult, grid, names, variables, exponents) -> list[str]:
+    """Design and boundary warnings of a grid-started fit (:mod:`~mmlaws.laws.identify`)."""
+    p = res.params[res.best]
+    values = dict(zip(names, (float(v) for v in p), strict=True))
+    ranges = {n: (min(grid[n]), max(grid[n])) for n in names}
+    return (identify.design_warnings(variables, exponents)
+            + identify.value_warnings(values, _boundary(p, grid, names), ranges))
+
+
+def _info(res: MultiStartResult, grid, names, delta, N, warnings=()) -> FitInfo:
     return FitInfo(
         objective=float(res.values[res.best]), num_starts=len(res.values),
         num_converged=res.num_converged, on_boundary=_boundary(res.params[res.best], grid, names),
         huber_delta=float(delta), num_runs=len(N), outcomes=res.outcomes(),
+        warnings=tuple(dict.fromkeys(warnings)),
     )
 
 
@@ -236,19 +265,23 @@ def fit_bimodal(
         check_runs({"N": N, "base": base}, min_runs=6)
     args = (np.log(N), np.log(D_i + D_j), base, np.log(loss), w, np.float64(huber_delta))
     res = minimize_multistart(bimodal_objective, grid_starts(grid, BI_PARAMS), args, method=method)
-    info = _info(res, grid, BI_PARAMS, huber_delta, N)
-    return bimodal_from_params(res.params[res.best], law_i, law_j, names, info)
+    p = res.params[res.best]
+    law = bimodal_from_params(p, law_i, law_j, names)
+    pred = base + law.interaction.value(N, D_i + D_j)
+    warn = _warnings(res, grid, BI_PARAMS, {"N": N, "D_i + D_j": D_i + D_j},
+                     {"alpha": "N", "beta": "D_i + D_j"})
+    warn += identify.flat_warnings(
+        bimodal_objective, p, args, np.log(np.maximum(pred, 1e-12)) - np.log(loss),
+        names=BI_PARAMS, kinds=("C", "log", "log", "exp", "exp"), huber_delta=huber_delta,
+        c_scale=identify.residual_scale(loss))
+    info = _info(res, grid, BI_PARAMS, huber_delta, N, warn)
+    return bimodal_from_params(p, law_i, law_j, names, info)
 
 
 def bimodal_from_params(p, law_i, law_j, names, info=None) -> BimodalFit:
     c, a, b, alpha, beta = (float(v) for v in p)
     inter = Interaction(C=c, A=np.exp(a), B=np.exp(b), alpha=alpha, beta=beta)
     return BimodalFit(law_i=law_i, law_j=law_j, interaction=inter, names=tuple(names), info=info)
-
-
-def _weighted(w, law: UnimodalLaw, N, D) -> np.ndarray:
-    """``w × law(N, w D)``, 0 where a run holds none of the modality (w = 0)."""
-    return np.where(w > 0, w * law.predict(N, np.where(w > 0, w * D, 1.0)), 0.0)
 
 
 def nmodal_objective(p, log_n, log_dpair, scale, base, log_l, w, delta):
@@ -268,12 +301,14 @@ def nmodal_objective(p, log_n, log_dpair, scale, base, log_l, w, delta):
 def fit_nmodal(
     N, D, shares: Sequence[Mapping[str, float]], loss, laws: Mapping[str, UnimodalLaw], *,
     huber_delta: float = HUBER_DELTA, grid: Mapping | None = None, method: str = "lbfgs",
+    weights=None,
 ) -> NModalFit:
     """Fits the pairwise interactions of the n-modal law (``forms`` module) jointly.
 
     Runs are (N, D total tokens, token shares per modality, loss); the uni-modal ``laws`` are
     given. Every pair that occurs together in some run gets (C, A, alpha, B, beta); each grid row
-    starts all pairs at the same values.
+    starts all pairs at the same values. ``weights`` [R] weigh the runs' residuals, as in the
+    other fitters. Per-modality losses in a mixture are :func:`mmlaws.laws.fit_mixture`'s.
     """
     N, D, loss = _as_f64(N, D, loss)
     check_runs({"N": N, "D": D, "loss": loss}, min_runs=6)
@@ -294,15 +329,39 @@ def fit_nmodal(
     scale, dpair = 4 * wk * wl, np.maximum((wk + wl) * D[:, None], 1.0)
     grid = BIMODAL_GRID if grid is None else grid
     starts = np.tile(grid_starts(grid, BI_PARAMS), (1, len(pairs)))
-    args = (np.log(N), np.log(dpair), scale, base, np.log(loss), np.ones_like(N),
-            np.float64(huber_delta))
+    w = np.ones_like(N) if weights is None else _as_f64(weights)[0]
+    if w.shape != N.shape:
+        raise ValueError(f"weights has {w.size} entries for {N.size} runs")
+    args = (np.log(N), np.log(dpair), scale, base, np.log(loss), w, np.float64(huber_delta))
     res = minimize_multistart(nmodal_objective, starts, args, method=method)
     best = res.params[res.best].reshape(-1, 5)
     inter = {p: Interaction(C=q[0], A=np.exp(q[1]), B=np.exp(q[2]), alpha=q[3], beta=q[4])
              for p, q in zip(pairs, best.tolist(), strict=True)}
-    edge = tuple(f"{n}[{k}|{m}]" for (k, m), q in zip(pairs, best, strict=True)
+    tag = [f"[{k}|{m}]" for k, m in pairs]
+    edge = tuple(f"{n}{t}" for t, q in zip(tag, best, strict=True)
                  for n in _boundary(q, grid, BI_PARAMS))
+    law = NModalFit(laws=dict(laws), interactions=inter)
+    warn = _nmodal_warnings(law, N, D, shares, loss, res, args, tag, edge, grid, huber_delta)
     info = FitInfo(objective=float(res.values[res.best]), num_starts=len(res.values),
                    num_converged=res.num_converged, on_boundary=edge,
-                   huber_delta=float(huber_delta), num_runs=len(N), outcomes=res.outcomes())
+                   huber_delta=float(huber_delta), num_runs=len(N), outcomes=res.outcomes(),
+                   warnings=tuple(dict.fromkeys(warn)))
     return NModalFit(laws=dict(laws), interactions=inter, info=info)
+
+
+def _nmodal_warnings(law, N, D, shares, loss, res, args, tag, edge, grid, delta) -> list[str]:
+    names = [f"{n}{t}" for t in tag for n in BI_PARAMS]
+    values = dict(zip(names, res.params[res.best].tolist(), strict=True))
+    ranges = {f"{n}{t}": (min(grid[n]), max(grid[n])) for t in tag for n in BI_PARAMS}
+    dpair = np.exp(args[1])
+    warn = identify.design_warnings(
+        {"N": N, **{f"D{t}": dpair[:, k] for k, t in enumerate(tag)}},
+        {"alpha": "N", **{f"beta{t}": f"D{t}" for t in tag}})
+    warn += identify.value_warnings(values, edge, ranges)
+    pred = law.predict(N, D, shares)
+    warn += identify.flat_warnings(
+        nmodal_objective, res.params[res.best], args,
+        np.log(np.maximum(pred, 1e-12)) - np.log(loss), names=names,
+        kinds=("C", "log", "log", "exp", "exp") * len(tag), huber_delta=delta,
+        c_scale=identify.residual_scale(loss))
+    return warn

@@ -3,7 +3,10 @@
 Eq. 2 on each dataset's own runs, Eq. 4 (with Eq. 6's optimum) on each pair of datasets that
 both have laws, and the n-modal law on runs of three datasets or more; with bootstrap intervals
 and a held-out check as :class:`FitSettings` asks. The result is data (JSON-ready entries and
-the fitted law objects): nothing is printed, drawn or written here.
+the fitted law objects): nothing is printed, drawn or written here. Every entry says what its
+law predicts (``quantity``), which parameters its runs leave undetermined (``warnings``), and,
+with bootstrap intervals, the replicates themselves (``samples``) so that predictions can carry
+intervals (:mod:`mmlaws.plan`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from mmlaws.errors import ConfigError
 from mmlaws.laws import fit as fitting
-from mmlaws.laws.forms import Interaction, NModalLaw
+from mmlaws.laws.forms import QUANTITIES, Interaction, NModalLaw
 from mmlaws.laws.optimal import compute_optimal
 from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.records import RunTable
@@ -43,12 +46,15 @@ class FitSettings:
     - ``holdout_sizes``: also refit each law without the runs of this many largest model sizes
       and report its error on them (0: no held-out check). 1 by default: the paper chose its δ
       for how laws generalise to held-out data; a table with too few sizes records why.
+    - ``quantity``: what the laws are fitted on: ``"nats"`` (the logged loss per token) or
+      ``"perplexity"`` (its exponential, the quantity the published laws predict).
     """
 
     huber_delta: float = HUBER_DELTA
     grid: str = "hoffmann"
     bootstrap_samples: int = 200
     holdout_sizes: int = 1
+    quantity: str = "nats"
 
     def __post_init__(self):
         delta = self.huber_delta
@@ -61,6 +67,8 @@ class FitSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name}={v!r}: expected an integer >= 0")
+        if self.quantity not in QUANTITIES:
+            raise ConfigError(f"quantity={self.quantity!r}: expected one of {QUANTITIES}")
 
     @property
     def start_grid(self) -> dict[str, tuple[float, ...]]:
@@ -89,6 +97,7 @@ def fit_table(table: RunTable, fit: FitSettings = FitSettings(), *,
     sizes on the held-out runs (or why it could not be made). ``progress`` sees each list of
     fits before it runs (none: silent)."""
     progress = progress or (lambda items, what: items)
+    table = _in_quantity(table, fit.quantity)
     results, laws, held_laws, pairs_fit = {}, {}, {}, {}
     singles = [d[0] for d in table.dataset_sets() if len(d) == 1]
     for name in progress(singles, "laws"):
@@ -103,10 +112,24 @@ def fit_table(table: RunTable, fit: FitSettings = FitSettings(), *,
     return TableFits(results, laws, pairs_fit)
 
 
+def _in_quantity(table: RunTable, quantity: str) -> RunTable:
+    """The table's losses in ``quantity`` (run records log nats per token)."""
+    if quantity == "nats":
+        return table
+    return dataclasses.replace(table, loss=np.exp(table.loss), losses=tuple(
+        {k: float(np.exp(v)) for k, v in d.items()} for d in table.losses))
+
+
 def _entry(law_entry: dict, fit, runs: RunTable, delta: float) -> dict:
     return {**law_entry, "objective": fit.objective, "num_runs": len(runs),
             "num_starts": fit.info.num_starts, "num_converged": fit.info.num_converged,
-            "on_grid_boundary": list(fit.info.on_boundary), "huber_delta": delta}
+            "on_grid_boundary": list(fit.info.on_boundary), "huber_delta": delta,
+            "warnings": list(fit.info.warnings)}
+
+
+def _samples(bs, names) -> dict:
+    """The bootstrap replicates of ``names``, JSON-ready (non-finite values as None)."""
+    return {k: [float(v) if np.isfinite(v) else None for v in bs.samples[k]] for k in names}
 
 
 def _fit_one(runs: RunTable, fit: FitSettings):
@@ -114,13 +137,15 @@ def _fit_one(runs: RunTable, fit: FitSettings):
     held-out sizes or None)."""
     t0 = time.perf_counter()
     delta, grid = fit.huber_delta, fit.start_grid
-    law = fitting.fit_unimodal(runs.N, runs.D, runs.loss, huber_delta=delta, grid=grid)
-    entry = _entry(law.as_dict(), law, runs, delta)
+    law = fitting.fit_unimodal(runs.N, runs.D, runs.loss, huber_delta=delta, grid=grid,
+                               quantity=fit.quantity)
+    entry = {**_entry(law.as_dict(), law, runs, delta), "quantity": fit.quantity}
     if fit.bootstrap_samples:
         bs = bootstrap_unimodal(runs.N, runs.D, runs.loss, law,
                                 num_samples=fit.bootstrap_samples, huber_delta=delta)
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
+        entry["samples"] = _samples(bs, ("E", "A", "B", "alpha", "beta"))
     held = None
     if fit.holdout_sizes:
         entry["holdout"], held = _holdout(lambda: holdout_unimodal(
@@ -143,7 +168,8 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
     law = fitting.fit_bimodal(runs.N, D_i, D_j, runs.loss, laws[i], laws[j], huber_delta=delta,
                               names=pair)
     best = _optimum(law.interaction)
-    entry = _entry(dataclasses.asdict(law.interaction), law, runs, delta)
+    entry = {**_entry(dataclasses.asdict(law.interaction), law, runs, delta),
+             "quantity": fit.quantity}
     entry["compute_optimal"] = dataclasses.asdict(best) if best else None
     if fit.bootstrap_samples:
         bs = bootstrap_bimodal(runs.N, D_i, D_j, runs.loss, law,
@@ -154,6 +180,7 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
                  for r in range(len(p["C"]))]))
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
+        entry["samples"] = _samples(bs, _INTER)
     if fit.holdout_sizes:
         if held_laws[i] is None or held_laws[j] is None:
             entry["holdout"] = {"error": "the uni-modal laws have no held-out fit"}
@@ -177,7 +204,8 @@ def _fit_multi(table: RunTable, multi, laws, pairs_fit, delta: float) -> dict:
     entry = {"interactions": {"|".join(p): dataclasses.asdict(t)
                               for p, t in fit.interactions.items()},
              "objective": fit.info.objective, "num_runs": len(runs),
-             "num_converged": fit.info.num_converged, "num_starts": fit.info.num_starts}
+             "num_converged": fit.info.num_converged, "num_starts": fit.info.num_starts,
+             "on_grid_boundary": list(fit.info.on_boundary), "warnings": list(fit.info.warnings)}
     from_pairs = NModalLaw.from_bimodal(list(pairs_fit.values()))
     rows = [k for k, d in enumerate(runs.datasets) if d in multi]
     if all(p in pairs_fit for d in multi for p in itertools.combinations(d, 2)):

@@ -28,7 +28,15 @@ from mmlaws.model.params import (
     param_logical_axes,
     param_shardings,
 )
-from mmlaws.model.presets import PAPER_ROWS, PAPER_VOCAB_SIZE, PRESETS, TABLE_2, paper_config
+from mmlaws.model.presets import (
+    ARCHITECTURES,
+    OPT_LARGER,
+    PAPER_ROWS,
+    PAPER_VOCAB_SIZE,
+    PRESETS,
+    TABLE_2,
+    paper_config,
+)
 from mmlaws.model.sharding import (
     MESH_AXES,
     RULES,
@@ -40,7 +48,9 @@ from mmlaws.model.sharding import (
 )
 
 __all__ = [
+    "ARCHITECTURES",
     "MESH_AXES",
+    "OPT_LARGER",
     "PAPER_ROWS",
     "PAPER_VOCAB_SIZE",
     "PEAK_BF16_FLOPS",

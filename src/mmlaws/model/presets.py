@@ -51,6 +51,15 @@ TABLE_2 = (
     PaperPreset("30B", 48, 7168, 56, 128, 1.0e-4, _M, 2048, 30e9),
 )
 PAPER_ROWS = {row.name: row for row in TABLE_2}
+# The OPT family above Table 2's sizes (Zhang et al. 2022, Table 1), with OPT's LR and batch; the
+# paper's 30B validation model (§5.2.2) is this family's 30B, which Table 2 already holds.
+OPT_LARGER = (
+    PaperPreset("13B", 40, 5120, 40, 128, 1.0e-4, 4 * _M, 2048, 13e9),
+    PaperPreset("66B", 64, 9216, 72, 128, 0.8e-4, 2 * _M, 2048, 66e9),
+    PaperPreset("175B", 96, 12288, 96, 128, 1.2e-4, 2 * _M, 2048, 175e9),
+)
+# Table 2 and the larger OPT rows in order of size: the architectures a plan chooses from.
+ARCHITECTURES = tuple(sorted((*TABLE_2, *OPT_LARGER), key=lambda r: r.nominal_params))
 
 
 def paper_config(row: PaperPreset, vocab_size: int = PAPER_VOCAB_SIZE, **changes) -> ModelConfig:
@@ -77,5 +86,5 @@ MINI = ModelConfig(vocab_size=4096, num_layers=4, d_model=256, num_heads=4, d_he
 PRESETS: dict[str, ModelConfig] = {
     "tiny": TINY,
     "mini": MINI,
-    **{row.name: paper_config(row) for row in TABLE_2},
+    **{row.name: paper_config(row) for row in ARCHITECTURES},
 }

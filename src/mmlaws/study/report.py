@@ -221,6 +221,17 @@ def _holdout(entry: dict) -> str:
     return f"{100 * h['mean_abs_relative_error']:.2f}% on {len(h['held_out_runs'])} runs"
 
 
+def _warnings(laws: dict) -> list[str]:
+    """What each fit's runs leave undetermined (its ``warnings``), or that nothing is."""
+    rows = [f"- **{name}**: {w}" for name, e in laws.items() for w in e.get("warnings") or []]
+    head = ["", "## What the runs do not determine", "",
+            "From each fit's design (sizes and budgets), its estimates at a grid edge or bound, "
+            "and its local profile (a parameter whose 95% interval is wider than half its "
+            "value, or a factor 10 for A and B, is flagged). A flagged parameter is not a "
+            "finding; more model sizes or budgets would pin it.", ""]
+    return head + (rows or ["- every fitted parameter is determined by its runs"])
+
+
 def markdown(a: Analysis, figures: list[str], title: str) -> str:
     r = a.results
     laws = r["laws"]
@@ -250,6 +261,7 @@ def markdown(a: Analysis, figures: list[str], title: str) -> str:
             lines.append(f"| {pname} | {e['num_runs']} | {_ci(e, 'C')} | "
                          f"{_ci(e, 'alpha')} | {_ci(e, 'beta')} | {star['N']} | {star['D']} | "
                          f"{star['compute']} | {_holdout(e)} | {_edge(e)} |")
+    lines += _warnings(laws)
     if r["ratio"]:
         lines += ["", "## Fig. 5 ratio ½(L_i + L_j) / L_pair (below 1: barrier broken)", "",
                   "| pair | model | tokens | observed final | law's prediction |",
