@@ -451,9 +451,9 @@ def test_04_committed_without_outputs():
 
 
 @pytest.mark.slow
-def test_04_plan_a_run(tmp_path):
+def test_04_plan_a_run(tmp_path, runtime):
     p = {**NB04_PARAMETERS, "WORK_DIR": str(tmp_path / "study")}
-    nb = execute_notebook(NB04, p, cwd=tmp_path)
+    nb = execute_notebook(NB04, p, cwd=tmp_path, runtime=runtime)
     s = summary_of(nb)
 
     # 1. Published numbers only: the cited point, costed, and Table 1 at 50/50 on its 6ND.
