@@ -74,10 +74,10 @@ def _check_macros_used(params: Sequence[str]) -> None:
             for ref in gin_config.iterate_references(gin_config._CONFIG, to=macro)}
     unused = [name for name in bound if name not in used]
     if unused:
-        hints = [f"{n} → {close[0]}?" for n in unused
+        hints = [f"{n}: did you mean {close[0]}?" for n in unused
                  if (close := difflib.get_close_matches(n, used, n=1))]
         raise ConfigError(f"--gin_param: macro(s) {', '.join(unused)} bound but used by no "
-                          f"config" + (f" (did you mean {'; '.join(hints)})" if hints else "")
+                          f"config" + (f" ({'; '.join(hints)})" if hints else "")
                           + f"; the configs' macros: {', '.join(sorted(used))}")
 
 

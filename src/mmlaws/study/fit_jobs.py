@@ -30,8 +30,10 @@ _UNITS = {"laws": "law", "pairs": "pair"}
 
 
 def progress_bar(items: Sequence, what: str):
-    """:func:`~mmlaws.laws.table.fit_table`'s progress hook: a tqdm bar over ``items``."""
-    return tqdm(items, desc=f"fitting {what}", unit=_UNITS.get(what, "item"), disable=not items)
+    """:func:`~mmlaws.laws.table.fit_table`'s progress hook: a tqdm bar over ``items``, shown
+    after half a second (a fit refused at once leaves only its one-line error)."""
+    return tqdm(items, desc=f"fitting {what}", unit=_UNITS.get(what, "item"), disable=not items,
+                delay=0.5)
 
 
 def _out(output_dir: str) -> pathlib.Path:

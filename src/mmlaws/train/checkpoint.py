@@ -33,8 +33,11 @@ class Checkpointer:
                  asynchronous: bool = True):
         self.every = every
         self.unloadable: set[int] = set()  # steps whose checkpoint failed to load
+        # The folder has one writer (its lock, mmlaws.train.lock): a temporary folder found
+        # at the start is a save that a kill interrupted, and goes.
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                               enable_async_checkpointing=asynchronous)
+                                               enable_async_checkpointing=asynchronous,
+                                               cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options,
                                              item_names=("state", "extra"))
 
