@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["mmlaws.laws", "mmlaws.laws.forms", "mmlaws.laws.optimal", "mmlaws.laws.membership",
-           "mmlaws.laws.spikes", "mmlaws.sweep", "mmlaws.laws.power"]
+           "mmlaws.laws.spikes", "mmlaws.sweep", "mmlaws.laws.power", "mmlaws.laws.runfile"]
 
 
 @pytest.mark.parametrize("name", MODULES)
