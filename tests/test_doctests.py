@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["mmlaws.laws", "mmlaws.laws.forms", "mmlaws.laws.optimal", "mmlaws.laws.membership",
-           "mmlaws.laws.spikes", "mmlaws.sweep", "mmlaws.laws.power", "mmlaws.plan"]
+           "mmlaws.laws.spikes", "mmlaws.sweep", "mmlaws.laws.power", "mmlaws.plan",
+           "mmlaws.laws.runfile"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -111,8 +111,10 @@ def test_bimodal_recovers_known_interaction():
 @pytest.mark.parametrize(
     "mutate, match",
     [
-        (lambda N, D, L: (N, D, np.where(np.arange(len(L)) == 3, np.nan, L)), r"loss.*rows \[3\]"),
-        (lambda N, D, L: (np.where(np.arange(len(N)) == 0, -1.0, N), D, L), r"N.*rows \[0\]"),
+        (lambda N, D, L: (N, D, np.where(np.arange(len(L)) == 3, np.nan, L)),
+         r"loss.*runs \(counted from 1\) \[4\]"),
+        (lambda N, D, L: (np.where(np.arange(len(N)) == 0, -1.0, N), D, L),
+         r"N.*runs \(counted from 1\) \[1\]"),
         (lambda N, D, L: (N[:4], D[:4], L[:4]), "4 runs cannot determine"),
         (lambda N, D, L: (np.full_like(N, 1e9), D, L), "one model size"),
         (lambda N, D, L: (N, np.full_like(D, 1e10), L), "one token count"),

@@ -11,6 +11,7 @@ def test_importing_training_leaves_analysis_and_scipy_out():
             "      or m.startswith(('mmlaws.analysis', 'mmlaws.laws.')))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    # records and the spike rule, and σ-membership (numpy only) which the laws package loads
+    # records (and its line codec, runfile) and the spike rule, and σ-membership (numpy only)
+    # which the laws package loads
     assert json.loads(out) == ["mmlaws.laws.membership", "mmlaws.laws.records",
-                               "mmlaws.laws.spikes"]
+                               "mmlaws.laws.runfile", "mmlaws.laws.spikes"]

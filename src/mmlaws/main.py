@@ -7,13 +7,16 @@ from any folder; :mod:`mmlaws.config_files`).
 
 Gin files (T5X style, ``from __gin__ import dynamic_registration``) bind ``main.run.job`` to the
 function to run and configure it; library code stays undecorated. Several files compose in order,
-then ``--gin_param`` bindings apply. Configuration and input errors print one line and exit 2.
+then ``--gin_param`` bindings apply. Configuration and input errors print one line and exit 2;
+so does a macro bound on the command line that no config uses (``STEPZ=5`` for ``STEPS``).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util  # noqa: F401  (gin's file loader needs it imported)
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import gin
 
 from mmlaws import config_files
-from mmlaws.errors import UserError
+from mmlaws.errors import ConfigError, UserError
 
 
 def run(job: Callable[[], Any], setup: Sequence[Callable[[], Any]] = ()) -> Any:
@@ -59,6 +62,25 @@ def _load_config(args: argparse.Namespace) -> None:
     for path in [*args.gin_search_path, *([include_root] if include_root else [])]:
         gin.add_config_file_search_path(path)
     gin.parse_config_files_and_bindings(files, args.gin_param, finalize_config=True)
+    _check_macros_used(args.gin_param)
+
+
+def _check_macros_used(params: Sequence[str]) -> None:
+    """``ConfigError`` naming the macros bound in ``params`` (``NAME=value``) that no binding
+    refers to as ``%NAME``: a typo would otherwise leave the default in force."""
+    from gin import config as gin_config
+
+    bound = [m.group(1) for p in params if (m := re.match(r"\s*([A-Za-z_][\w/]*)\s*=", p))]
+    macro = gin_config.get_configurable(gin_config.macro)
+    used = {ref.scoped_selector.removesuffix("/gin.macro")
+            for ref in gin_config.iterate_references(gin_config._CONFIG, to=macro)}
+    unused = [name for name in bound if name not in used]
+    if unused:
+        hints = [f"{n}: did you mean {close[0]}?" for n in unused
+                 if (close := difflib.get_close_matches(n, used, n=1))]
+        raise ConfigError(f"--gin_param: macro(s) {', '.join(unused)} bound but used by no "
+                          f"config" + (f" ({'; '.join(hints)})" if hints else "")
+                          + f"; the configs' macros: {', '.join(sorted(used))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,6 +52,7 @@ import heapq
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -60,7 +61,7 @@ import numpy as np
 from mmlaws.corpora.sources import Source, SourceMissing
 from mmlaws.data import shards
 from mmlaws.data.vocab import VocabLayout
-from mmlaws.errors import ConfigError, DataError
+from mmlaws.errors import ConfigError, DataError, UserError
 
 DOCUMENTS_PER_SHARD = 100_000
 
@@ -138,12 +139,23 @@ def digest(key: Mapping) -> str:
 
 
 def cached_stats(data_dir: str | os.PathLike, name: str, key: Mapping) -> dict | None:
-    """The dataset's stats when it is complete and was built with ``key``; else None."""
+    """The dataset's stats when it is complete, was built with ``key`` and its shards are as
+    written (sizes and checksums, :func:`mmlaws.data.shards.damaged_shards`); else None. The
+    temporary folders of killed builds are removed either way."""
+    for path in shards.remove_stale(data_dir, name):
+        print(f"{name}: removed {path}, left by a build that did not finish")
     try:
         stats = shards.read_stats(data_dir, name)
     except DataError:
         return None
-    return stats if stats.get("build", {}).get("digest") == digest(key) else None
+    if stats.get("build", {}).get("digest") != digest(key):
+        return None
+    problems = shards.damaged_shards(data_dir, name, stats)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        print(f"{name}: {problems[0]}{more}; rebuilding")
+        return None
+    return stats
 
 
 def is_validation(source: str, index: int, *, seed: int, fraction: float) -> bool:
@@ -312,6 +324,14 @@ def summary(stats: Mapping) -> str:
     return "\n".join(lines)
 
 
+def _budget(text: str) -> int:
+    """``--token_budget``: a whole number of tokens, written as ``2000000`` or ``2e6``."""
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of tokens") from None
+
+
 def main(
     build: Callable[[BuildOptions], Mapping],
     sources: Sequence[Source],
@@ -335,7 +355,7 @@ def main(
     parser.add_argument("--layout", default="SMALL", choices=sorted(shards.PRESETS))
     parser.add_argument(
         "--token_budget",
-        type=lambda v: int(float(v)),
+        type=_budget,
         default=None,
         help="cap on the tokens of each dataset (e.g. 2e6); default: no cap",
     )
@@ -350,17 +370,21 @@ def main(
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--offline", action="store_true", help="download nothing")
     args = parser.parse_args(argv)
-    options = BuildOptions(
-        data_dir=args.data_dir,
-        layout=shards.PRESETS[args.layout],
-        token_budget=args.token_budget,
-        sources=None if args.sources is None else tuple(args.sources.split(",")),
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        force=args.force,
-        offline=args.offline,
-    )
-    result = build(options)
+    try:
+        options = BuildOptions(
+            data_dir=args.data_dir,
+            layout=shards.PRESETS[args.layout],
+            token_budget=args.token_budget,
+            sources=None if args.sources is None else tuple(args.sources.split(",")),
+            seed=args.seed,
+            validation_fraction=args.validation_fraction,
+            force=args.force,
+            offline=args.offline,
+        )
+        result = build(options)
+    except UserError as err:  # one line and exit status 2, as the entry point does
+        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
+        raise SystemExit(2) from None
     for stats in result.values() if "splits" not in result else [result]:
         print(summary(stats))
     return result

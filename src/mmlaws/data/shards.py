@@ -17,15 +17,22 @@ dataset::
      "vocab": {"preset": "TINY", "text_size": 32, ...},
      "splits": {"train": {"documents": 180, "tokens": 9120,
                           "shards": [{"file": "train-00000.array_record",
-                                      "documents": 180, "tokens": 9120}]}}}
+                                      "documents": 180, "tokens": 9120,
+                                      "bytes": 37421, "sha256": "5be1…"}]}}}
 
-The writer builds the folder under a temporary name and renames it when done, so a failed
-build leaves nothing behind; the reader (:class:`ShardSource`, a grain
-``RandomAccessDataSource``) raises :class:`~mmlaws.errors.DataError` naming the file at fault.
+The writer builds the folder under a temporary name (``<name>.tmp-<pid>``) and renames it
+when done, so a failed build leaves nothing behind, and a killed one leaves a folder that the
+next write of that dataset removes (:func:`remove_stale`). A dataset whose ``train`` split
+would hold no document is refused. Each shard's size and SHA-256 are stored, and
+:func:`damaged_shards` checks them (a builder's cache does before it calls a dataset up to
+date); the reader (:class:`ShardSource`, a grain ``RandomAccessDataSource``) raises
+:class:`~mmlaws.errors.DataError` naming the file at fault.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -87,6 +94,7 @@ def write_dataset(
     """
     ok = allowed_ids(layout, modalities)
     final = os.path.join(os.fspath(data_dir), name)
+    remove_stale(data_dir, name)
     tmp = f"{final}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -97,6 +105,9 @@ def write_dataset(
             check = lambda doc, file, i: _checked(doc, ok, layout, os.path.join(final, file), i)
             stats["splits"][split] = _write_split(tmp, split, documents, check,
                                                   documents_per_shard)
+            if split == "train" and not stats["splits"][split]["documents"]:
+                raise DataError(f"{final}: the train split would hold no document (a token "
+                                f"budget below one document?); nothing written")
         with open(os.path.join(tmp, STATS), "w") as f:
             json.dump(stats, f, indent=1)
     except BaseException:
@@ -129,6 +140,9 @@ def _write_split(folder: str, split: str, documents, check, per_shard: int) -> d
     finally:
         if writer is not None:
             writer.close()
+    for shard in shards:
+        path = os.path.join(folder, shard["file"])
+        shard["bytes"], shard["sha256"] = os.path.getsize(path), checksum(path)
     return {"documents": sum(s["documents"] for s in shards),
             "tokens": sum(s["tokens"] for s in shards), "shards": shards}
 
@@ -148,6 +162,58 @@ def _checked(doc, ok: np.ndarray, layout: VocabLayout, where: str, index: int) -
         raise DataError(f"{where}: document {index}, position {pos}: token {bad} ({what}) is "
                         f"not allowed in this dataset")
     return tokens.astype("<i4")
+
+
+def checksum(path: str) -> str:
+    """The SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damaged_shards(data_dir: str | os.PathLike, name: str, stats: Mapping) -> list[str]:
+    """What is wrong with the shard files ``stats`` lists (missing, another size or checksum,
+    none stored), one phrase each; empty when every shard is as written."""
+    folder = os.path.join(os.fspath(data_dir), name)
+    problems = []
+    for split in stats["splits"].values():
+        for shard in split["shards"]:
+            path = os.path.join(folder, shard["file"])
+            if not os.path.isfile(path):
+                problems.append(f"{path} is missing")
+            elif "sha256" not in shard:
+                problems.append(f"{path} has no stored checksum (an older build)")
+            elif (os.path.getsize(path) != shard.get("bytes")
+                  or checksum(path) != shard["sha256"]):
+                problems.append(f"{path} is damaged (its checksum differs from {STATS}'s)")
+    return problems
+
+
+def remove_stale(data_dir: str | os.PathLike, name: str) -> list[str]:
+    """Removes the ``<name>.tmp-<pid>`` folders of builds whose process is gone (killed);
+    returns their paths."""
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(os.fspath(data_dir)), f"{name}.tmp-*")):
+        pid = path.rsplit(".tmp-", 1)[1]
+        if pid.isdigit() and _running(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process's own leftover: it is not writing it now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_stats(data_dir: str | os.PathLike, name: str) -> dict:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from mmlaws.errors import DataError
 from mmlaws.laws import identify
 from mmlaws.laws.forms import (
     BimodalLaw,
@@ -147,31 +148,35 @@ class NModalFit(NModalLaw):
 
 
 def check_runs(columns: Mapping[str, np.ndarray], *, min_runs: int) -> None:
-    """Raises ``ValueError`` naming the rows with non-positive or non-finite values."""
+    """Raises :class:`~mmlaws.errors.DataError` (a ``ValueError``) naming the runs, counted
+    from 1, with non-positive or non-finite values, or too few runs."""
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         sizes = {k: len(v) for k, v in columns.items()}
-        raise ValueError(f"columns have different lengths: {sizes}")
+        raise DataError(f"columns have different lengths: {sizes}")
     for name, v in columns.items():
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if bad.size:
-            raise ValueError(
-                f"{name} must be positive and finite; bad rows {bad[:10].tolist()}"
+            raise DataError(
+                f"{name} must be positive and finite; bad runs (counted from 1) "
+                f"{(bad[:10] + 1).tolist()}"
                 + (f" (+{bad.size - 10} more)" if bad.size > 10 else "")
                 + f", values {v[bad[:5]].tolist()}"
             )
     n = lengths.pop()
     if n < min_runs:
-        raise ValueError(
+        raise DataError(
             f"{n} runs cannot determine {min_runs - 1} free parameters; need ≥ {min_runs}"
         )
 
 
 def _check_design(N: np.ndarray, D: np.ndarray) -> None:
     if np.unique(N).size < 2:
-        raise ValueError("all runs share one model size N; alpha and A are not identifiable")
+        raise DataError(f"all runs share one model size N = {N[0]:.6g}; alpha and A are not "
+                        f"identifiable")
     if np.unique(D).size < 2:
-        raise ValueError("all runs share one token count D; beta and B are not identifiable")
+        raise DataError(f"all runs share one token count D = {D[0]:.6g}; beta and B are not "
+                        f"identifiable")
 
 
 def _boundary(x: np.ndarray, grid: Mapping[str, Sequence[float]], names) -> tuple[str, ...]:

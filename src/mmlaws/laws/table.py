@@ -11,6 +11,7 @@ intervals (:mod:`mmlaws.plan`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from mmlaws.errors import ConfigError
+from mmlaws.errors import ConfigError, DataError
 from mmlaws.laws import fit as fitting
 from mmlaws.laws.forms import QUANTITIES, Interaction, NModalLaw
 from mmlaws.laws.optimal import compute_optimal
@@ -101,14 +102,17 @@ def fit_table(table: RunTable, fit: FitSettings = FitSettings(), *,
     results, laws, held_laws, pairs_fit = {}, {}, {}, {}
     singles = [d[0] for d in table.dataset_sets() if len(d) == 1]
     for name in progress(singles, "laws"):
-        results[name], laws[name], held_laws[name] = _fit_one(table.select((name,)), fit)
+        with _naming(f"dataset {name!r}"):
+            results[name], laws[name], held_laws[name] = _fit_one(table.select((name,)), fit)
     pairs = [d for d in table.dataset_sets() if len(d) == 2 and all(k in laws for k in d)]
     for ds in progress(pairs, "pairs"):
-        results["|".join(ds)], pairs_fit[ds] = _fit_pair(table.select(ds), ds, laws, held_laws,
-                                                         fit)
+        with _naming(f"pair {'|'.join(ds)}"):
+            results["|".join(ds)], pairs_fit[ds] = _fit_pair(table.select(ds), ds, laws,
+                                                             held_laws, fit)
     multi = [d for d in table.dataset_sets() if len(d) > 2 and all(k in laws for k in d)]
     if multi:
-        results["nmodal"] = _fit_multi(table, multi, laws, pairs_fit, fit.huber_delta)
+        with _naming("the n-modal law"):
+            results["nmodal"] = _fit_multi(table, multi, laws, pairs_fit, fit.huber_delta)
     return TableFits(results, laws, pairs_fit)
 
 
@@ -118,6 +122,15 @@ def _in_quantity(table: RunTable, quantity: str) -> RunTable:
         return table
     return dataclasses.replace(table, loss=np.exp(table.loss), losses=tuple(
         {k: float(np.exp(v)) for k, v in d.items()} for d in table.losses))
+
+
+@contextlib.contextmanager
+def _naming(what: str):
+    """A :class:`DataError` of the fitter's checks (too few runs, one N …) says which fit."""
+    try:
+        yield
+    except DataError as err:
+        raise DataError(f"{what}: {err}") from err
 
 
 def _entry(law_entry: dict, fit, runs: RunTable, delta: float) -> dict:

@@ -17,7 +17,9 @@ in one process:
 Records are the JSONL run records the fitter reads (:mod:`mmlaws.laws.records`), one folder
 per run under ``<output_dir>/runs`` as the process-per-run sweep writes them. Stacks
 checkpoint under ``<output_dir>/stacks``; running the engine again skips finished runs and
-resumes a stack from its last checkpoint, bit for bit.
+resumes a stack from its last checkpoint, bit for bit. The engine holds the study folder's
+lock (:mod:`mmlaws.train.lock`) while it trains: a second engine on the same folder fails at
+once, naming the folder and the PID that holds it.
 
 One progress bar covers the whole design (tokens/s, model GFLOP/s from the counting functions,
 ETA) and a line is printed as each stack starts and ends.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import pathlib
 import time
 from collections.abc import Mapping, Sequence
 
@@ -40,6 +43,7 @@ from mmlaws.model import PRESETS, ModelConfig
 from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.study.stack import Programs, StackTrainer, capacities, stack_dir_name
 from mmlaws.study.streams import StreamKey, Streams
+from mmlaws.train.lock import FolderLock
 from mmlaws.train.optimizer import Recipe, peak_learning_rate
 from mmlaws.train.runlog import Tracking
 
@@ -224,14 +228,16 @@ def train_design(runs: Sequence[EngineRun], *, output_dir: str, data_dir: str,
     Records go to ``<output_dir>/runs/<run_id>/<run_id>.jsonl``, stack checkpoints to
     ``<output_dir>/stacks/``.
     """
-    import pathlib
-
-    out = pathlib.Path(output_dir)
-    runs_dir, stacks_dir = out / "runs", out / "stacks"
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ConfigError(f"duplicate run ids in the design: {dup}")
+    with FolderLock(output_dir):
+        return _train_design(runs, pathlib.Path(output_dir), data_dir, settings)
+
+
+def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
+    runs_dir, stacks_dir = out / "runs", out / "stacks"
     streams = Streams(data_dir, eval_tokens=settings.eval_tokens or DEFAULT_EVAL_TOKENS,
                       eval_batch_size=settings.eval_batch_size)
     stacks = [s for s in (_to_train(s, stacks_dir, runs_dir)

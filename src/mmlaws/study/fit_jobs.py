@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from mmlaws.errors import ConfigError
+from mmlaws.errors import ConfigError, DataError
 from mmlaws.laws import published
 from mmlaws.laws.optimal import chinchilla_optimal
 from mmlaws.laws.records import RunTable, read_runs
@@ -30,13 +30,19 @@ _UNITS = {"laws": "law", "pairs": "pair"}
 
 
 def progress_bar(items: Sequence, what: str):
-    """:func:`~mmlaws.laws.table.fit_table`'s progress hook: a tqdm bar over ``items``."""
-    return tqdm(items, desc=f"fitting {what}", unit=_UNITS.get(what, "item"), disable=not items)
+    """:func:`~mmlaws.laws.table.fit_table`'s progress hook: a tqdm bar over ``items``, shown
+    after half a second (a fit refused at once leaves only its one-line error)."""
+    return tqdm(items, desc=f"fitting {what}", unit=_UNITS.get(what, "item"), disable=not items,
+                delay=0.5)
 
 
 def _out(output_dir: str) -> pathlib.Path:
     out = pathlib.Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way, no permission ...
+        raise ConfigError(f"output_dir={output_dir!r}: cannot create it "
+                          f"({err.strerror or err})") from None
     return out
 
 
@@ -52,7 +58,10 @@ def fit_runs(path: str, output_dir: str, *, fit: FitSettings = FitSettings(),
     out = _out(output_dir)
     if drop_highest_losses:
         table = table.take(np.sort(np.argsort(table.loss, kind="stable")[:-drop_highest_losses]))
-    fits = fit_table(table, fit, progress=progress_bar)
+    try:
+        fits = fit_table(table, fit, progress=progress_bar)
+    except DataError as err:  # the fitter's checks: name the file the runs came from
+        raise DataError(f"{path}: {err}") from err
     (out / "fits.json").write_text(json.dumps(fits.results, indent=2))
     plots = plot_unimodal_fits(table, fits, out)
     print(f"mmlaws: fitted {len(fits.unimodal)} uni-modal and {len(fits.bimodal)} bi-modal "

@@ -7,7 +7,8 @@ bit-for-bit: the data iterator's state, the run's RNG key data and the host coun
 renames it when complete, so a kill mid-save leaves no checkpoint that looks finished.
 
 On restore, a checkpoint that fails to load (corrupt or partial files) is reported with a
-warning and the one before it is tried.
+warning and the one before it is tried; the one that failed is replaced when its step is saved
+again (otherwise a save skips a step that already has a checkpoint).
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ class Checkpointer:
     def __init__(self, directory: str | pathlib.Path, *, every: int, keep: int = 3,
                  asynchronous: bool = True):
         self.every = every
+        self.unloadable: set[int] = set()  # steps whose checkpoint failed to load
+        # The folder has one writer (its lock, mmlaws.train.lock): a temporary folder found
+        # at the start is a save that a kill interrupted, and goes.
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                               enable_async_checkpointing=asynchronous)
+                                               enable_async_checkpointing=asynchronous,
+                                               cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(pathlib.Path(directory).absolute(), options=options,
                                              item_names=("state", "extra"))
 
@@ -44,7 +49,11 @@ class Checkpointer:
         if not force and (self.every <= 0 or step % self.every):
             return False
         if step in self.manager.all_steps():
-            return False
+            if step not in self.unloadable:
+                return False
+            self.manager.wait_until_finished()
+            self.manager.delete(step)  # a corrupt checkpoint: replaced by this one
+        self.unloadable.discard(step)
         args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                                   extra=ocp.args.JsonSave(extra))
         return self.manager.save(step, args=args, force=True)
@@ -68,6 +77,7 @@ class Checkpointer:
                 jax.block_until_ready(restored["state"])
                 return step, restored["state"], dict(restored["extra"])
             except Exception as err:  # noqa: BLE001 - any failure to load means: try older
+                self.unloadable.add(step)
                 warnings.warn(f"checkpoint at step {step} did not load ({type(err).__name__}: "
                               f"{str(err).splitlines()[0][:200]}); falling back to an older one",
                               stacklevel=2)

@@ -6,7 +6,10 @@
 Outputs under ``output_dir``: ``<run_id>.jsonl`` (the run record, see
 :mod:`mmlaws.laws.records`), ``checkpoints/`` (orbax), and the mirrors ``tracking`` asks for
 (``wandb/``, ``tensorboard/``; see :mod:`mmlaws.train.runlog`).
-Running the same command again resumes from the newest loadable checkpoint.
+Running the same command again resumes from the newest loadable checkpoint, the log cut back
+to it, so that a run killed at any point and resumed writes the log an uninterrupted run
+writes (timings aside). The folder is locked while a run trains, and holds one run: see
+:mod:`mmlaws.train.runfolder` for what is refused and how ``restart_fresh`` starts over.
 
 ``data`` and ``eval_data`` are batch sources (:class:`mmlaws.data.batch.Batches`:
 :func:`mmlaws.data.mixture` or :class:`mmlaws.data.synthetic.SyntheticBatches`). ``shares``
@@ -36,7 +39,7 @@ from mmlaws.errors import ConfigError
 from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.model import use_mesh
-from mmlaws.train import metrics
+from mmlaws.train import metrics, runfolder
 from mmlaws.train.checkpoint import Checkpointer, CheckpointError
 from mmlaws.train.distributed import host, initialize_distributed, place_batch
 from mmlaws.train.header import run_header
@@ -60,17 +63,41 @@ def train(*, output_dir: str, data: Batches, run: RunSettings, eval_data: Batche
     plan = plan_run(run, shares)
     if getattr(data, "layout", plan.layout) != plan.layout:  # data that names its layout
         raise ConfigError(f"data uses vocabulary layout {data.layout}, the model {plan.layout}")
-    runner = start_run(plan, data, eval_data, spike_factor=loop.spike_factor,
-                       process_local=process_local_batches)
-    run_id = run_id or os.path.basename(os.path.abspath(output_dir))
-    log = RunLog(output_dir, runner.header(run_id, shares), tracking=loop.tracking)
-    ckpt = Checkpointer(os.path.join(output_dir, "checkpoints"), every=loop.checkpoint_every,
-                        keep=loop.keep_checkpoints)
-    try:
-        return runner.loop(log, ckpt, loop)
-    finally:
-        ckpt.close()
-        log.close()
+    check_fits(plan, data, process_local_batches)
+    with runfolder.locked(output_dir):
+        runner = start_run(plan, data, eval_data, spike_factor=loop.spike_factor,
+                           process_local=process_local_batches)
+        run_id = run_id or os.path.basename(os.path.abspath(output_dir))
+        header = runner.header(run_id, shares)
+        runner.fingerprint = header["fingerprint"]
+        runfolder.claim(output_dir, header, restart_fresh=loop.restart_fresh)
+        ckpt = Checkpointer(os.path.join(output_dir, runfolder.CHECKPOINTS),
+                            every=loop.checkpoint_every, keep=loop.keep_checkpoints)
+        log = None
+        try:
+            runner.resume(ckpt, runfolder.log_path(output_dir, header))
+            log = RunLog(output_dir, header, tracking=loop.tracking)
+            return runner.loop(log, ckpt, loop)
+        finally:
+            ckpt.close()
+            if log is not None:
+                log.close()
+
+
+def check_fits(plan: Plan, data: Batches, process_local: bool) -> None:
+    """``ConfigError`` unless the batch splits over the mesh's batch axes (and into the
+    micro-batches) and the sequence fits the model."""
+    rows = data.batch_size * (jax.process_count() if process_local else 1)
+    shards = plan.mesh.shape["data"] * plan.mesh.shape["fsdp"]
+    micro = plan.settings.micro_batches
+    if rows % micro or (rows // micro) % shards:
+        raise ConfigError(f"a batch of {rows} rows in {micro} micro-batch(es) cannot be split "
+                          f"over the mesh's {shards} data×fsdp shards "
+                          f"({dict(plan.mesh.shape)}): use a batch that is a multiple of "
+                          f"{micro * shards} rows, or another MESH")
+    if data.sequence_length > plan.config.max_len:
+        raise ConfigError(f"sequence length {data.sequence_length} exceeds the model's max_len "
+                          f"{plan.config.max_len}")
 
 
 @dataclasses.dataclass
@@ -134,6 +161,7 @@ class Run:
     eval_data: Batches | None = None
     eval_start: dict | None = None  # the evaluation data's state at its start
     process_local: bool = False
+    fingerprint: str | None = None  # the run header's; saved with every checkpoint
 
     @property
     def schedule(self):
@@ -148,7 +176,10 @@ class Run:
                           sequence_length=self.data.sequence_length,
                           modalities=getattr(self.data, "modalities", {}),
                           micro_batches=settings.micro_batches, seed=settings.seed,
-                          rng_impl=settings.rng_impl, mesh=dict(self.plan.mesh.shape))
+                          rng_impl=settings.rng_impl, mesh=dict(self.plan.mesh.shape),
+                          vocab=dataclasses.asdict(self.plan.layout),
+                          restart={"window_tokens": settings.restart.window_tokens,
+                                   "lr_factor": settings.restart.lr_factor})
 
     def batch_tokens(self) -> int:
         """Token positions per optimizer step (all processes)."""
@@ -160,27 +191,44 @@ class Run:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def extra(self) -> dict:
-        return {"data": self.data.get_state(), **self.host.get_state()}
+        return {"data": self.data.get_state(), "fingerprint": self.fingerprint,
+                **self.host.get_state()}
 
     def load_extra(self, extra: dict, *, data: bool = True) -> None:
         if data:
             self.data.set_state(extra["data"])
         self.host.set_state(extra, rng_impl=self.plan.settings.rng_impl)
 
-    def resume(self, ckpt: Checkpointer, log: RunLog) -> None:
-        """Continue from the newest loadable checkpoint, or save the fresh state as step 0."""
+    def resume(self, ckpt: Checkpointer, log_path: str) -> None:
+        """Continue from the newest loadable checkpoint (its data position, the non-finite
+        count reset), the log cut back to it; or, with no checkpoint at all, save the fresh
+        state as step 0 before anything is logged. Refuses checkpoints that all fail to load
+        and checkpoints of another run (:mod:`mmlaws.train.runfolder`)."""
+        where = ckpt.manager.directory
         found = ckpt.restore_latest(self.setup.shapes)
+        if found is None and ckpt.steps():
+            raise CheckpointError(f"{where}: none of the checkpoints (steps {ckpt.steps()}) "
+                                  f"loads; stopped rather than train again into the same run "
+                                  f"log: {runfolder.RESTART_HINT}")
         if found is None:
+            runfolder.fresh_log(log_path)
             ckpt.save(0, self.state, self.extra(), force=True)
+            ckpt.wait()  # no step is logged before a checkpoint to resume from exists
             return
         step, self.state, extra = found
+        if extra.get("fingerprint", self.fingerprint) != self.fingerprint:
+            raise ConfigError(f"{where}: the checkpoint at step {step} belongs to a run of "
+                              f"another configuration (fingerprint {extra['fingerprint']}, this "
+                              f"run's {self.fingerprint}): {runfolder.RESTART_HINT}")
         self.load_extra(extra)
-        log.write({"kind": "event", "step": step, "type": "resume",
-                   "tokens": float(self.host.tokens.sum())})
+        self.host.nonfinite_run = 0
+        dropped = runfolder.cut_log(log_path, step)
+        if jax.process_index() == 0:
+            print(f"mmlaws: resuming from the checkpoint at step {step} in {where} ({dropped} "
+                  f"later line(s) of the run log dropped)", flush=True)
 
     # -- the loop ------------------------------------------------------------------------------
     def loop(self, log: RunLog, ckpt: Checkpointer, settings: LoopSettings) -> dict:
-        self.resume(ckpt, log)
         total = self.plan.recipe.total_steps
         bar = tqdm.tqdm(total=total, initial=int(host(self.state.step)), unit="step",
                         disable=not settings.progress or jax.process_index() != 0,
@@ -197,11 +245,11 @@ class Run:
                 bar.update(step - bar.n)
                 bar.set_postfix(loss=f"{record['loss']:.3f}",
                                 tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
-                self.after_step(out, record, log, ckpt)
                 if settings.eval_every and step % settings.eval_every == 0 and step < total:
-                    summary = self.evaluate(settings.eval_batches)
+                    summary = self.evaluate(settings.eval_batches)  # logged before a save
                     log.write({"kind": "eval", "step": step, **summary})
                     bar.write(self.eval_line(step, summary))
+                self.after_step(out, record, log, ckpt)
             bar.close()
             final = {"kind": "final", "step": int(host(self.state.step)),
                      **self.token_counts(), **self.evaluate(settings.eval_batches)}
@@ -253,7 +301,8 @@ class Run:
         ckpt.save(step, self.state, self.extra())
 
     def stop_nonfinite(self, ckpt: Checkpointer, step: int) -> None:
-        ckpt.save(step, self.state, self.extra(), force=True)  # skipped updates: state is good
+        """Stops without saving: a rerun resumes from the last checkpoint, saved after a finite
+        step, with its data position, so it meets the same losses and stops at the same step."""
         ckpt.wait()
         raise NonFiniteLossError(
             f"{self.host.nonfinite_run} consecutive non-finite losses at step {step}; stopped. "

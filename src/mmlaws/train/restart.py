@@ -9,8 +9,9 @@ loop restores the last checkpoint and continues with the learning rate × ``lr_f
 from __future__ import annotations
 
 import dataclasses
+import math
 
-from mmlaws.errors import UserError
+from mmlaws.errors import ConfigError, UserError
 
 WINDOW_TOKENS = 500e6  # §4.5
 LR_FACTOR = 0.8  # §4.5
@@ -22,12 +23,26 @@ class NonFiniteLossError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class RestartPolicy:
-    """``window_tokens`` and ``lr_factor`` of §4.5; ``max_nonfinite`` consecutive skipped
-    updates stop the run (0 disables restarts when ``window_tokens`` is 0)."""
+    """``window_tokens`` and ``lr_factor`` of §4.5 (``window_tokens=0``: no restarts);
+    ``max_nonfinite`` consecutive skipped updates stop the run."""
 
     window_tokens: float = WINDOW_TOKENS
     lr_factor: float = LR_FACTOR
     max_nonfinite: int = 10
+
+    def __post_init__(self):
+        number = lambda v: (isinstance(v, int | float) and not isinstance(v, bool)
+                            and math.isfinite(v))
+        if not number(self.window_tokens) or self.window_tokens < 0:
+            raise ConfigError(f"RestartPolicy.window_tokens={self.window_tokens!r}: expected a "
+                              f"number ≥ 0 (0: no restarts)")
+        if not number(self.lr_factor) or not 0 < self.lr_factor <= 1:
+            raise ConfigError(f"RestartPolicy.lr_factor={self.lr_factor!r}: expected a number "
+                              f"in (0, 1]")
+        if (isinstance(self.max_nonfinite, bool) or not isinstance(self.max_nonfinite, int)
+                or self.max_nonfinite < 1):
+            raise ConfigError(f"RestartPolicy.max_nonfinite={self.max_nonfinite!r}: expected "
+                              f"an integer ≥ 1")
 
 
 class PlateauWatch:

@@ -19,6 +19,7 @@ recipe, layout, mesh); nothing is compiled or allocated yet. In gin::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 from jax.sharding import Mesh
@@ -66,6 +67,31 @@ class RunSettings:
     rng_impl: str = "threefry2x32"
     restart: RestartPolicy = RestartPolicy()
 
+    def __post_init__(self):
+        name = type(self).__name__
+        _integer(name, "total_steps", self.total_steps, 1)
+        _integer(name, "warmup_steps", self.warmup_steps, 0)
+        _integer(name, "micro_batches", self.micro_batches, 1)
+        _integer(name, "seed", self.seed, 0)
+        if self.peak_lr is not None:
+            _positive(name, "peak_lr", self.peak_lr)
+        if not isinstance(self.model, str):
+            raise ConfigError(f"{name}.model={self.model!r}: expected a preset name")
+        if self.model_overrides is not None and not isinstance(self.model_overrides, Mapping):
+            raise ConfigError(f"{name}.model_overrides={self.model_overrides!r}: expected a dict "
+                              f"of ModelConfig fields")
+        fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = sorted(set(self.model_overrides or {}) - fields)
+        if unknown:
+            raise ConfigError(f"{name}.model_overrides: unknown ModelConfig field(s) {unknown}")
+        if self.mesh_shape is not None and not (
+                isinstance(self.mesh_shape, Mapping)
+                and all(_is_int(v) and (v >= 1 or v == -1) for v in self.mesh_shape.values())):
+            raise ConfigError(f"{name}.mesh_shape={self.mesh_shape!r}: expected a dict of axis "
+                              f"sizes (integers ≥ 1, one may be -1)")
+        if not isinstance(self.restart, RestartPolicy):
+            raise ConfigError(f"{name}.restart={self.restart!r}: expected a RestartPolicy")
+
 
 @dataclasses.dataclass(frozen=True)
 class LoopSettings:
@@ -80,6 +106,12 @@ class LoopSettings:
         median (:class:`mmlaws.laws.spikes.SpikeDetector`).
       tracking: where the run log is mirrored (wandb, TensorBoard) and under which names
         (:class:`mmlaws.train.runlog.Tracking`); progress: show a bar.
+      restart_fresh: start over in a fresh run log although the output folder holds a run
+        (``RESTART=True`` in the shipped configs): its log, checkpoints and mirrors are kept
+        aside, renamed ``<name>.replaced-<time>``. Without it, a folder holding a run of another
+        configuration is refused (:mod:`mmlaws.train.runfolder`).
+
+    ``checkpoint_every=0`` saves only at the start and the end.
     """
 
     checkpoint_every: int = 100
@@ -89,6 +121,38 @@ class LoopSettings:
     spike_factor: float = SPIKE_FACTOR
     tracking: Tracking = Tracking()
     progress: bool = True
+    restart_fresh: bool = False
+
+    def __post_init__(self):
+        name = type(self).__name__
+        _integer(name, "checkpoint_every", self.checkpoint_every, 0)
+        _integer(name, "keep_checkpoints", self.keep_checkpoints, 1)
+        _integer(name, "eval_every", self.eval_every, 0)
+        _integer(name, "eval_batches", self.eval_batches, 1)
+        _positive(name, "spike_factor", self.spike_factor)
+        for field in ("progress", "restart_fresh"):
+            if not isinstance(getattr(self, field), bool):
+                raise ConfigError(f"{name}.{field}={getattr(self, field)!r}: expected True or "
+                                  f"False")
+        if not isinstance(self.tracking, Tracking):
+            raise ConfigError(f"{name}.tracking={self.tracking!r}: expected a runlog.Tracking")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(owner: str, field: str, value, minimum: int) -> None:
+    """:class:`ConfigError` naming ``owner.field`` unless ``value`` is an integer ≥ minimum."""
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"{owner}.{field}={value!r}: expected an integer ≥ {minimum}")
+
+
+def _positive(owner: str, field: str, value) -> None:
+    """:class:`ConfigError` naming ``owner.field`` unless ``value`` is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value > 0):
+        raise ConfigError(f"{owner}.{field}={value!r}: expected a positive number")
 
 
 @dataclasses.dataclass(frozen=True)
