@@ -23,6 +23,7 @@ from mmlaws.errors import ConfigError, DataError
 from mmlaws.laws import fit as fitting
 from mmlaws.laws.forms import QUANTITIES, Interaction, NModalLaw
 from mmlaws.laws.optimal import compute_optimal
+from mmlaws.laws.profile import profile_bimodal, profile_unimodal
 from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.records import RunTable
 from mmlaws.laws.uncertainty import (
@@ -49,6 +50,9 @@ class FitSettings:
       for how laws generalise to held-out data; a table with too few sizes records why.
     - ``quantity``: what the laws are fitted on: ``"nats"`` (the logged loss per token) or
       ``"perplexity"`` (its exponential, the quantity the published laws predict).
+    - ``profile``: 95% profile-likelihood intervals (:mod:`mmlaws.laws.profile`) for E, α and β
+      of each uni-modal law and for C, α and β of each pair: the intervals that keep their
+      coverage where the percentile bootstrap under-covers.
     """
 
     huber_delta: float = HUBER_DELTA
@@ -56,6 +60,7 @@ class FitSettings:
     bootstrap_samples: int = 200
     holdout_sizes: int = 1
     quantity: str = "nats"
+    profile: bool = True
 
     def __post_init__(self):
         delta = self.huber_delta
@@ -105,10 +110,11 @@ def fit_table(table: RunTable, fit: FitSettings = FitSettings(), *,
         with _naming(f"dataset {name!r}"):
             results[name], laws[name], held_laws[name] = _fit_one(table.select((name,)), fit)
     pairs = [d for d in table.dataset_sets() if len(d) == 2 and all(k in laws for k in d)]
+    singles_runs = {name: table.select((name,)) for name in laws}
     for ds in progress(pairs, "pairs"):
         with _naming(f"pair {'|'.join(ds)}"):
             results["|".join(ds)], pairs_fit[ds] = _fit_pair(table.select(ds), ds, laws,
-                                                             held_laws, fit)
+                                                             held_laws, fit, singles_runs)
     multi = [d for d in table.dataset_sets() if len(d) > 2 and all(k in laws for k in d)]
     if multi:
         with _naming("the n-modal law"):
@@ -159,34 +165,99 @@ def _fit_one(runs: RunTable, fit: FitSettings):
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
         entry["samples"] = _samples(bs, ("E", "A", "B", "alpha", "beta"))
+    if fit.profile:
+        entry["profile95"] = _profile(lambda: profile_unimodal(
+            runs.N, runs.D, runs.loss, law, params=("alpha", "beta", "e"), huber_delta=delta))
     held = None
     if fit.holdout_sizes:
         entry["holdout"], held = _holdout(lambda: holdout_unimodal(
             runs.N, runs.D, runs.loss, num_sizes=fit.holdout_sizes, huber_delta=delta,
             grid=grid), runs)
+        entry["holdout_D"], _ = _holdout(lambda: holdout_unimodal(
+            runs.N, runs.D, runs.loss, num_sizes=fit.holdout_sizes, axis="D",
+            huber_delta=delta, grid=grid), runs)
     entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
     return entry, law, held
+
+
+def _profile(make) -> dict:
+    """Profile intervals as ``{name: [lower, upper, bounded]}`` (``e`` reported as ``E``), or
+    why they could not be formed."""
+    try:
+        prof = make()
+    except ValueError as err:
+        return {"error": str(err)}
+    out = {}
+    for k, p in prof.items():
+        lo, hi = (float(np.exp(p.lower)), float(np.exp(p.upper))) if k == "e" else (p.lower,
+                                                                                    p.upper)
+        out["E" if k == "e" else k] = [float(lo), float(hi), bool(p.bounded)]
+    return out
 
 
 def _pair_tokens(runs: RunTable, pair):
     return tuple(np.array([t.get(k, 0.0) for t in runs.tokens]) for k in pair)
 
 
-def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSettings):
-    """Eq. 4 on a pair's runs (tokens per dataset from the run records), with Eq. 6's optimum."""
+def matched_base(pair_runs: RunTable, singles: dict[str, RunTable], pair, tolerance=0.05):
+    """For each pair run, ½(L_i + L_j) of the runs trained on i alone and on j alone with the
+    same N and (within ``tolerance``) the tokens of that dataset in the pair run: the pair's
+    baseline measured, not predicted. Returns (indices of the pair runs with both matches,
+    their observed bases)."""
+    D = _pair_tokens(pair_runs, pair)
+    keep, base = [], []
+    for r in range(len(pair_runs)):
+        found = []
+        for name, tokens in zip(pair, D, strict=True):
+            uni = singles.get(name)
+            if uni is None:
+                break
+            hit = np.flatnonzero((uni.N == pair_runs.N[r])
+                                 & (np.abs(uni.D / tokens[r] - 1) <= tolerance))
+            if hit.size == 0:
+                break
+            found.append(float(np.mean(uni.loss[hit])))
+        if len(found) == 2:
+            keep.append(r)
+            base.append(0.5 * sum(found))
+    return np.asarray(keep, int), np.asarray(base)
+
+
+def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSettings,
+              singles: dict | None = None):
+    """Eq. 4 on a pair's runs (tokens per dataset from the run records), with Eq. 6's optimum.
+
+    When at least six pair runs, at two or more sizes and budgets, have uni-modal runs at their
+    per-dataset tokens (:func:`matched_base`), the interaction is fitted on those runs against the *observed*
+    ½(L_i + L_j) (what the pair adds; the uni-modal laws' misfit stays out of C_ij), and its
+    intervals come from the same observed base. Otherwise against the uni-modal laws, which
+    ``base`` in the entry says."""
     t0 = time.perf_counter()
     i, j = pair
     delta = fit.huber_delta
+    keep, base = matched_base(runs, singles or {}, pair)
+    observed = (keep.size >= 6 and np.unique(runs.N[keep]).size >= 2
+                and np.unique(runs.D[keep]).size >= 2)
+    if observed:
+        runs = runs.take(keep)
+    else:
+        base = None
     D_i, D_j = _pair_tokens(runs, pair)
     law = fitting.fit_bimodal(runs.N, D_i, D_j, runs.loss, laws[i], laws[j], huber_delta=delta,
-                              names=pair)
+                              names=pair, base=base)
     best = _optimum(law.interaction)
     entry = {**_entry(dataclasses.asdict(law.interaction), law, runs, delta),
              "quantity": fit.quantity}
     entry["compute_optimal"] = dataclasses.asdict(best) if best else None
+    entry["base"] = ("observed: uni-modal runs at the pair runs' per-dataset tokens" if observed
+                     else "the uni-modal laws (no matched uni-modal runs)")
+    if observed:
+        entry["observed_difference"] = {
+            "run_id": [str(x) for x in runs.run_id],
+            "value": (runs.loss - base).tolist()}  # L_pair − ½(L_i + L_j), nats
     if fit.bootstrap_samples:
         bs = bootstrap_bimodal(runs.N, D_i, D_j, runs.loss, law,
-                               num_samples=fit.bootstrap_samples, huber_delta=delta)
+                               num_samples=fit.bootstrap_samples, huber_delta=delta, base=base)
         for q in ("N", "D", "compute"):
             bs = bs.derive(f"{q}*", lambda q=q, **p: np.array(
                 [getattr(_optimum(Interaction(**{k: p[k][r] for k in _INTER})), q, np.inf)
@@ -194,13 +265,17 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
         entry["samples"] = _samples(bs, _INTER)
+    if fit.profile:
+        entry["profile95"] = _profile(lambda: profile_bimodal(
+            runs.N, D_i, D_j, runs.loss, law, params=("C", "alpha", "beta"), huber_delta=delta,
+            base=base))
     if fit.holdout_sizes:
         if held_laws[i] is None or held_laws[j] is None:
             entry["holdout"] = {"error": "the uni-modal laws have no held-out fit"}
         else:
             entry["holdout"], _ = _holdout(lambda: holdout_bimodal(
                 runs.N, D_i, D_j, runs.loss, held_laws[i], held_laws[j],
-                num_sizes=fit.holdout_sizes, huber_delta=delta, names=pair), runs)
+                num_sizes=fit.holdout_sizes, huber_delta=delta, names=pair, base=base), runs)
     entry["fit_seconds"] = round(time.perf_counter() - t0, 2)
     return entry, law
 
@@ -237,9 +312,11 @@ def _holdout(make, runs: RunTable) -> tuple[dict, object]:
         h = make()
     except ValueError as err:
         return {"error": str(err)}, None
-    return {"held_out_runs": [str(runs.run_id[k]) for k in h.held_out],
+    return {"held_out_runs": [str(runs.run_id[k]) for k in h.held_out], "axis": h.axis,
             "relative_error": [float(e) for e in h.relative_error],
-            "mean_abs_relative_error": h.mean_abs_relative_error}, h.fit
+            "reducible_error": [float(e) for e in h.reducible_error],
+            "mean_abs_relative_error": h.mean_abs_relative_error,
+            "mean_abs_reducible_error": h.mean_abs_reducible_error}, h.fit
 
 
 _INTER = ("C", "A", "B", "alpha", "beta")
