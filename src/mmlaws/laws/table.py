@@ -228,8 +228,8 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
     """Eq. 4 on a pair's runs (tokens per dataset from the run records), with Eq. 6's optimum.
 
     When at least six pair runs, at two or more sizes and budgets, have uni-modal runs at their
-    per-dataset tokens (:func:`matched_base`), the interaction is fitted on those runs against the *observed*
-    ½(L_i + L_j) (what the pair adds; the uni-modal laws' misfit stays out of C_ij), and its
+    per-dataset tokens (:func:`matched_base`), the interaction is fitted on those runs against the
+    *observed* ½(L_i + L_j) (what the pair adds; the uni-modal laws' misfit stays out of C_ij), and its
     intervals come from the same observed base. Otherwise against the uni-modal laws, which
     ``base`` in the entry says."""
     t0 = time.perf_counter()
