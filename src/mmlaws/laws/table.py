@@ -229,8 +229,8 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
 
     When at least six pair runs, at two or more sizes and budgets, have uni-modal runs at their
     per-dataset tokens (:func:`matched_base`), the interaction is fitted on those runs against the
-    *observed* ½(L_i + L_j) (what the pair adds; the uni-modal laws' misfit stays out of C_ij), and its
-    intervals come from the same observed base. Otherwise against the uni-modal laws, which
+    *observed* ½(L_i + L_j) (what the pair adds; the uni-modal laws' misfit stays out of C_ij), and
+    its intervals come from the same observed base. Otherwise against the uni-modal laws, which
     ``base`` in the entry says."""
     t0 = time.perf_counter()
     i, j = pair
