@@ -1,6 +1,7 @@
 """The study end to end: design, analysis on run records drawn from known laws, the report, and
 one real (tiny) study trained on the stdlib code dataset."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from mmlaws.errors import ConfigError
 from mmlaws.laws import FitSettings, Interaction, RunLogWriter, UnimodalLaw
 from mmlaws.laws.forms import BimodalLaw
 from mmlaws.laws.records import read_runs
+from mmlaws.model import total_params
 from mmlaws.study import Design, analyse, design, report_study, write_report
 
 MODELS = {"s": {"d_model": 32, "num_layers": 2, "num_heads": 2, "d_head": 16},
@@ -80,11 +82,33 @@ def test_plan_model_defaults_apply_unless_a_model_sets_its_own():
     assert b["PEAK_LR"] == 1e-3
 
 
+def test_plan_keeps_each_size_within_its_tokens_per_parameter_band():
+    """Budgets outside [low, high] × the model's total parameters (embeddings counted) are not
+    trained; the band needs the layout, and a model left with no budget is named."""
+    models = {"w4": {"d_model": 4, "num_heads": 1, "d_head": 4, "num_layers": 2},
+              "w32": {"d_model": 32, "num_heads": 2, "d_head": 16, "num_layers": 2}}
+    spec = Design(datasets=["code"], models=models, budgets=[2e4, 2e5, 2e6, 2e7],
+                  tokens_per_parameter=[2, 300])
+    n = {m: total_params(design.model_config(spec, m, "micro")) for m in models}
+    assert 2e3 < n["w4"] < 5e3 and 3e4 < n["w32"] < 5e4  # embeddings: 2 x 256 x width
+    runs = design.plan(spec, batch_size=8, sequence_length=128, layout="micro")
+    kept = sorted((r["model"], r["tokens"]) for r in runs.values())
+    assert kept == sorted((m, b) for m in models for b in spec.budgets
+                          if 2 <= b / n[m] <= 300)
+    assert ("w4", 2e6) not in kept and ("w32", 2e4) not in kept
+    with pytest.raises(ConfigError, match="needs the vocabulary layout"):
+        design.plan(spec, batch_size=8, sequence_length=128)
+    narrow = dataclasses.replace(spec, budgets=[2e7])
+    with pytest.raises(ConfigError, match="no budget .* suits model 'w4'"):
+        design.plan(narrow, batch_size=8, sequence_length=128, layout="micro")
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"models": {"s": {"width": 3}}}, "unknown keys"),
     ({"model_defaults": {"width": 3}}, "model_defaults: unknown keys"),
     ({"budgets": []}, "budgets"),
     ({"datasets": ["text", "text"]}, "distinct"),
+    ({"tokens_per_parameter": [300, 2]}, "tokens_per_parameter"),
     ({"batch_scan": {"model": "zz", "budget": 10, "batch_sizes": [1, 2, 4]}}, "batch_scan"),
 ])
 def test_plan_rejects_bad_designs(kw, match):

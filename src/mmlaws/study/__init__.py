@@ -82,7 +82,7 @@ def run_study(
     else:
         runs = design_lib.plan(design, batch_size=run.batch_size,
                                sequence_length=run.sequence_length,
-                               warmup_steps=run.warmup_steps)
+                               warmup_steps=run.warmup_steps, layout=data.layout)
     n_law = sum(r["role"] == "law" for r in runs.values())
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(design.datasets)}, "
           f"{len(design.models)} model sizes, budgets "

@@ -21,7 +21,9 @@ from typing import Any
 
 from mmlaws.corpora.build import BuildOptions
 from mmlaws.data import shards
+from mmlaws.data.vocab import resolve_layout
 from mmlaws.errors import ConfigError
+from mmlaws.model import PRESETS, ModelConfig, total_params
 from mmlaws.study.settings import Design
 
 # dataset name -> "module:function" of its builder; each takes one corpora.build.BuildOptions
@@ -35,6 +37,7 @@ BUILDERS = {
     "speech_text": "mmlaws.corpora.speech:build_speech_text",
 }
 SCHEDULES = ("decay", "wsd")
+NOT_CONFIG = ("preset", "peak_lr", "micro_batch_rows")  # model keys that are not config fields
 # dataset name -> (its builder's own options: "module:class", the DataBuild field that sets them)
 BUILDER_OPTIONS = {
     "images": ("mmlaws.corpora.images:ImageOptions", "image"),
@@ -163,6 +166,10 @@ def _check(design: Design, batch_size: int, sequence_length: int) -> None:
     if bad:
         raise ConfigError(f"study seeds={dict(design.seeds)!r}: give a model of {sorted(models)} "
                           f"and a whole number of seeds >= 1 (bad: {bad})")
+    band = design.tokens_per_parameter
+    if band is not None and (len(band) != 2 or not 0 < band[0] < band[1]):
+        raise ConfigError(f"study tokens_per_parameter={list(band)!r}: give [low, high] with "
+                          "0 < low < high")
     if design.schedule not in SCHEDULES:
         raise ConfigError(f"study schedule={design.schedule!r}: expected one of {SCHEDULES}")
     if not 0 < design.cooldown < 1:
@@ -204,8 +211,33 @@ def dataset_sets(design: Design) -> list[tuple[str, ...]]:
     return sets
 
 
+def model_config(design: Design, model: str, layout: str) -> ModelConfig:
+    """The :class:`ModelConfig` of one of the design's models at the layout's vocabulary."""
+    spec = {**design.model_defaults, **design.models[model]}
+    preset = spec.get("preset", design.base_model)
+    fields = {k: v for k, v in spec.items() if k not in NOT_CONFIG}
+    return PRESETS[preset].replace(vocab_size=resolve_layout(layout).size, **fields)
+
+
+def budgets_of(design: Design, model: str, layout: str | None) -> list[float]:
+    """The law budgets of ``model``: all of the design's, or those within its
+    ``tokens_per_parameter`` band of the model's total parameters at ``layout``."""
+    band = design.tokens_per_parameter
+    if band is None:
+        return sorted(design.budgets)
+    if layout is None:
+        raise ConfigError("study tokens_per_parameter needs the vocabulary layout to count "
+                          "parameters (DataBuild.layout)")
+    n = total_params(model_config(design, model, layout))
+    kept = [b for b in sorted(design.budgets) if band[0] <= b / n <= band[1]]
+    if not kept:
+        raise ConfigError(f"study tokens_per_parameter={list(band)}: no budget of "
+                          f"{sorted(design.budgets)} suits model {model!r} ({n:,} parameters)")
+    return kept
+
+
 def plan(design: Design, *, batch_size: int, sequence_length: int,
-         warmup_steps: int = 0) -> dict[str, dict]:
+         warmup_steps: int = 0, layout: str | None = None) -> dict[str, dict]:
     """The runs of a study: ``{run_id: {"role", "datasets", "model", "tokens", "batch",
     "steps", "seed", "bindings"}}``, ``bindings`` being values of the gin macros of
     ``study/run.gin`` (``SHARES``, ``MODEL``, ``MODEL_OVERRIDES``, ``STEPS``, ``BATCH``,
@@ -215,6 +247,8 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
     Law runs: every model × budget (× its seeds) on each dataset, each pair (``design.pairs``)
     and all datasets together (``design.nmodal``); batch-scan runs (role ``batch``) as
     :class:`~mmlaws.study.settings.Design` says. Steps = ⌈budget / (batch × sequence_length)⌉.
+    A ``tokens_per_parameter`` band keeps each model's budgets within it (:func:`budgets_of`;
+    ``layout`` counts the parameters).
     With ``schedule="wsd"`` each law run is a branch (``trunk``: its trunk's id, ``fork_step``,
     ``decay_start``) and each model, dataset set and seed has a trunk run (role ``trunk``,
     trained at constant rate up to its last branch's fork); ``warmup_steps`` keeps every fork
@@ -247,12 +281,14 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
                               "seed": seed, **extra, "bindings": bindings})
         return rid, steps
 
+    budgets = {m: budgets_of(design, m, layout) for m in design.models}
     for ds, model in itertools.product(sets, design.models):
         for seed in range(design.seeds.get(model, 1)):
             if design.schedule == "wsd":
-                _wsd(add, design, ds, model, seed, batch_size, sequence_length, warmup_steps)
+                _wsd(add, budgets[model], design, ds, model, seed, batch_size, sequence_length,
+                     warmup_steps)
                 continue
-            for tokens in design.budgets:
+            for tokens in budgets[model]:
                 add("law", ds, model, tokens, batch_size, seed)
     if design.batch_scan:
         scan, tokens = design.batch_scan, design.batch_scan["budget"]
@@ -266,13 +302,14 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
     return runs
 
 
-def _wsd(add, design: Design, ds, model, seed, batch_size, sequence_length, warmup_steps):
+def _wsd(add, budgets, design: Design, ds, model, seed, batch_size, sequence_length,
+         warmup_steps):
     """A trunk and one branch per budget (Hägele et al. 2024): branch ``D`` forks from the
     trunk at ``(1 − cooldown)·D`` tokens (never inside the warm-up) and decays to 10% of the
     peak at ``D``."""
     per_step = batch_size * sequence_length
     branches = []
-    for tokens in sorted(design.budgets):
+    for tokens in budgets:
         steps = max(1, math.ceil(tokens / per_step))
         fork = max(warmup_steps, min(steps - 1, round((1 - design.cooldown) * steps)))
         branches.append((tokens, fork))

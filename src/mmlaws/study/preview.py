@@ -27,20 +27,10 @@ from collections.abc import Mapping
 from mmlaws.data import shards
 from mmlaws.data.vocab import resolve_layout
 from mmlaws.errors import ConfigError, DataError
-from mmlaws.model import PRESETS, ModelConfig, peak_flops, total_params
+from mmlaws.model import ModelConfig, peak_flops, total_params
 from mmlaws.model import training_flops_per_token as flops_per_token
 from mmlaws.study import design as design_lib
 from mmlaws.study.settings import DataBuild, Design, RunSettings, SweepSettings
-
-NOT_CONFIG = ("preset", "peak_lr", "micro_batch_rows")  # model keys that are not config fields
-
-
-def model_config(design: Design, model: str, layout: str) -> ModelConfig:
-    """The :class:`ModelConfig` of one of the design's models at the layout's vocabulary."""
-    spec = {**design.model_defaults, **design.models[model]}
-    preset = spec.get("preset", design.base_model)
-    fields = {k: v for k, v in spec.items() if k not in NOT_CONFIG}
-    return PRESETS[preset].replace(vocab_size=resolve_layout(layout).size, **fields)
 
 
 def run_seconds(config: ModelConfig, tokens: float, sequence_length: int, *, mfu: float,
@@ -60,7 +50,8 @@ def time_limits(runs: Mapping[str, Mapping], design: Design, layout: str, sequen
     """``{run_id: seconds}``: each run's time at the stated MFU × ``margin`` (default 1.25)."""
     settings = {k: v for k, v in limit.items() if k in ("mfu", "device", "devices")}
     margin = float(limit.get("margin", 1.25))
-    return {rid: margin * run_seconds(model_config(design, r["model"], layout), r["tokens"],
+    config = design_lib.model_config
+    return {rid: margin * run_seconds(config(design, r["model"], layout), r["tokens"],
                                       sequence_length, **settings)
             for rid, r in runs.items()}
 
@@ -105,7 +96,8 @@ def preview(design: Design, data: DataBuild, run: RunSettings, sweep: SweepSetti
             log=print) -> dict:
     """Print (and return) the dry run of a study: runs, data needed, memory per model."""
     seq = run.sequence_length
-    runs = design_lib.plan(design, batch_size=run.batch_size, sequence_length=seq)
+    runs = design_lib.plan(design, batch_size=run.batch_size, sequence_length=seq,
+                           warmup_steps=run.warmup_steps, layout=data.layout)
     hours = ({} if not sweep.time_limit else
              {k: v / 3600 for k, v in time_limits(runs, design, data.layout, seq,
                                                   sweep.time_limit).items()})
@@ -117,7 +109,7 @@ def preview(design: Design, data: DataBuild, run: RunSettings, sweep: SweepSetti
     log(f"{'run':44s} {'role':5s} {'model':6s} {'N':>9s} {'tokens':>7s} {'batch':>5s} "
         f"{'steps':>7s} {'micro':>5s} {'remat':19s}{' hours' if hours else ''}")
     for rid, r in runs.items():
-        config = model_config(design, r["model"], data.layout)
+        config = design_lib.model_config(design, r["model"], data.layout)
         r["N"] = total_params(config)
         r["micro_batches"] = r["bindings"].get("MICRO_BATCHES", micro)
         log(f"{rid:44s} {r['role']:5s} {r['model']:6s} {r['N'] / 1e6:8.1f}M "
@@ -154,7 +146,7 @@ def preview(design: Design, data: DataBuild, run: RunSettings, sweep: SweepSetti
         mesh = mesh_for(run.extra_bindings.get("MESH", {"data": -1}), sweep.devices)
         for model in design.models:
             spec = {k: v for k, v in {**design.model_defaults, **design.models[model]}.items()
-                    if k not in NOT_CONFIG}
+                    if k not in design_lib.NOT_CONFIG}
             preset = {**design.model_defaults, **design.models[model]}.get(
                 "preset", design.base_model)
             rows = {**design.model_defaults, **design.models[model]}.get("micro_batch_rows")

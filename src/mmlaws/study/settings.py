@@ -45,6 +45,11 @@ class Design:
       model, dataset set and seed one trunk at constant rate, and at each budget a branch that
       forks from it and decays over the last ``cooldown`` fraction of its tokens; the branches
       are the law runs and share their trunk, which the records say).
+    - ``tokens_per_parameter``: ``(low, high)``: law runs whose budget per parameter (total
+      parameters, embeddings included, at the study's layout) falls outside the band are not
+      trained, so that every size sees budgets it can use (Hoffmann et al. 2022 train within
+      such a band; far outside it Eq. 2's additive form does not hold). None: every size ×
+      budget.
     """
 
     datasets: Sequence[str]
@@ -58,10 +63,13 @@ class Design:
     seeds: Mapping[str, int] = dataclasses.field(default_factory=dict)
     schedule: str = "decay"
     cooldown: float = 0.2
+    tokens_per_parameter: Sequence[float] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(self.datasets))
         object.__setattr__(self, "budgets", tuple(self.budgets))
+        if self.tokens_per_parameter is not None:
+            object.__setattr__(self, "tokens_per_parameter", tuple(self.tokens_per_parameter))
 
 
 @dataclasses.dataclass(frozen=True)
