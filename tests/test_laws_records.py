@@ -7,10 +7,11 @@ from mmlaws.errors import DataError
 from mmlaws.laws import RunLogWriter, read_csv, read_runs
 
 
-def _write_run(folder, run_id, N, tokens, loss, datasets=None, finish=True):
+def _write_run(folder, run_id, N, tokens, loss, datasets=None, finish=True,
+               convention="non_embedding"):
     datasets = datasets or {"text": 1.0}
     with RunLogWriter(folder, {"run_id": run_id, "datasets": datasets, "N": N,
-                               "N_convention": "non_embedding", "objective": "cm3"}) as w:
+                               "N_convention": convention, "objective": "cm3"}) as w:
         w.write({"kind": "step", "step": 1, "tokens": tokens / 2, "loss": loss + 1,
                  "loss_per_modality": {"text": loss + 1}, "grad_norm": 1.0, "lr": 1e-3})
         w.write({"kind": "event", "step": 1, "type": "grad_spike", "grad_norm": 9.0})
@@ -19,6 +20,14 @@ def _write_run(folder, run_id, N, tokens, loss, datasets=None, finish=True):
                      "tokens_per_dataset": {k: v * tokens for k, v in datasets.items()},
                      "loss_per_dataset": {k: loss for k in datasets}})
     return folder / f"{run_id}.jsonl"
+
+
+def test_a_table_refuses_runs_that_count_N_two_ways(tmp_path):
+    _write_run(tmp_path, "a", 1e6, 1e8, 3.0)
+    _write_run(tmp_path, "b", 2e6, 1e8, 2.5, convention="total")
+    with pytest.raises(DataError, match=r"count N two ways: non_embedding \(.*a.jsonl\), "
+                                        r"total \(.*b.jsonl\)"):
+        read_runs(tmp_path)
 
 
 def test_round_trip_and_selection(tmp_path):

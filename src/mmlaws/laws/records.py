@@ -261,6 +261,11 @@ def _table(recs: Sequence[RunRecord]) -> RunTable:
     if dup:
         paths = [r.path for r in recs if r.run_id in dup]
         raise DataError(f"duplicate run ids {sorted(dup)} ({paths[:4]})")
+    conventions = {r.header["N_convention"]: r for r in recs}
+    if len(conventions) > 1:
+        named = ", ".join(f"{c} ({r.path})" for c, r in sorted(conventions.items()))
+        raise DataError(f"run records count N two ways: {named}; one table needs one "
+                        "convention (a law fitted across both mixes model sizes)")
     fin = [r.final or {} for r in recs]
     values = [_final_values(r) if r.final is not None else (np.nan, np.nan) for r in recs]
     return RunTable(
