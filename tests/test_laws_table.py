@@ -145,3 +145,21 @@ def test_without_matched_uni_modal_runs_the_pair_falls_back_to_the_laws():
                                                holdout_sizes=0, profile=False)).results
     assert pair["code|text"]["base"].startswith("the uni-modal laws")
     assert "observed_difference" not in pair["code|text"] and "profile95" not in pair["code"]
+
+
+def test_the_barrier_is_costed_with_the_runs_own_flops_per_token(tmp_path):
+    """Records carry each model's real training FLOPs per token (embeddings and attention
+    included); the table's FLOP count follows them between sizes, and 6N without them."""
+    from mmlaws.laws import RunLogWriter, read_runs
+    from mmlaws.laws.table import flops_per_token
+
+    real = {2e3: 9e4, 2e4: 3e5}  # at small N embeddings and attention dominate 6N
+    for n, f in real.items():
+        with RunLogWriter(tmp_path, {"run_id": f"r{n:g}", "datasets": {"code": 1.0}, "N": n,
+                                     "N_convention": "total", "flops_per_token": f}) as w:
+            w.write({"kind": "final", "step": 1, "tokens": 1e6, "loss": 3.0,
+                     "tokens_per_dataset": {"code": 1e6}, "loss_per_dataset": {"code": 3.0}})
+    f = flops_per_token(read_runs(tmp_path))
+    assert f(np.array([2e3, 2e4])) == pytest.approx([9e4, 3e5])
+    assert f.name == "the runs' training FLOPs"
+    assert flops_per_token(_table([("a", 1e3, 1e6, 3.0, ("code",), {"code": 1e6})])).name == "6N"

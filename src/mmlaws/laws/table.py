@@ -22,7 +22,7 @@ import numpy as np
 from mmlaws.errors import ConfigError, DataError
 from mmlaws.laws import fit as fitting
 from mmlaws.laws.forms import QUANTITIES, Interaction, NModalLaw
-from mmlaws.laws.optimal import compute_optimal
+from mmlaws.laws.optimal import FlopsPerToken, cheapest_crossing
 from mmlaws.laws.profile import profile_bimodal, profile_unimodal
 from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.records import RunTable
@@ -111,10 +111,11 @@ def fit_table(table: RunTable, fit: FitSettings = FitSettings(), *,
             results[name], laws[name], held_laws[name] = _fit_one(table.select((name,)), fit)
     pairs = [d for d in table.dataset_sets() if len(d) == 2 and all(k in laws for k in d)]
     singles_runs = {name: table.select((name,)) for name in laws}
+    flops = flops_per_token(table)
     for ds in progress(pairs, "pairs"):
         with _naming(f"pair {'|'.join(ds)}"):
             results["|".join(ds)], pairs_fit[ds] = _fit_pair(table.select(ds), ds, laws,
-                                                             held_laws, fit, singles_runs)
+                                                             held_laws, fit, singles_runs, flops)
     multi = [d for d in table.dataset_sets() if len(d) > 2 and all(k in laws for k in d)]
     if multi:
         with _naming("the n-modal law"):
@@ -223,8 +224,23 @@ def matched_base(pair_runs: RunTable, singles: dict[str, RunTable], pair, tolera
     return np.asarray(keep, int), np.asarray(base)
 
 
+def flops_per_token(table: RunTable) -> FlopsPerToken:
+    """The runs' own training FLOPs per token as a function of N (their records' header
+    ``flops_per_token``: the model's real count, attention and embeddings included), or 6N
+    where the records do not say or hold a single size."""
+    f = [r.header.get("flops_per_token") for r in table.records]
+    if not table.records or any(v is None for v in f):
+        return FlopsPerToken.six()
+    sizes = np.unique(table.N)
+    if sizes.size < 2:
+        return FlopsPerToken.six()
+    per_size = [float(np.mean([v for v, n in zip(f, table.N, strict=True) if n == s]))
+                for s in sizes]
+    return FlopsPerToken.from_points(sizes, per_size, "the runs' training FLOPs")
+
+
 def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSettings,
-              singles: dict | None = None):
+              singles: dict | None = None, flops: FlopsPerToken | None = None):
     """Eq. 4 on a pair's runs (tokens per dataset from the run records), with Eq. 6's optimum.
 
     When at least six pair runs, at two or more sizes and budgets, have uni-modal runs at their
@@ -245,10 +261,12 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
     D_i, D_j = _pair_tokens(runs, pair)
     law = fitting.fit_bimodal(runs.N, D_i, D_j, runs.loss, laws[i], laws[j], huber_delta=delta,
                               names=pair, base=base)
-    best = _optimum(law.interaction)
+    flops = flops or FlopsPerToken.six()
+    best = _optimum(law.interaction, flops)
     entry = {**_entry(dataclasses.asdict(law.interaction), law, runs, delta),
              "quantity": fit.quantity}
     entry["compute_optimal"] = dataclasses.asdict(best) if best else None
+    entry["compute_counted_as"] = flops.name
     entry["base"] = ("observed: uni-modal runs at the pair runs' per-dataset tokens" if observed
                      else "the uni-modal laws (no matched uni-modal runs)")
     if observed:
@@ -260,7 +278,8 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
                                num_samples=fit.bootstrap_samples, huber_delta=delta, base=base)
         for q in ("N", "D", "compute"):
             bs = bs.derive(f"{q}*", lambda q=q, **p: np.array(
-                [getattr(_optimum(Interaction(**{k: p[k][r] for k in _INTER})), q, np.inf)
+                [getattr(_optimum(Interaction(**{k: p[k][r] for k in _INTER}), flops), q,
+                         np.inf)
                  for r in range(len(p["C"]))]))
         entry["interval95"] = bs.interval(0.95)
         entry["bootstrap_converged"] = f"{bs.num_converged}/{bs.num_samples}"
@@ -322,7 +341,8 @@ def _holdout(make, runs: RunTable) -> tuple[dict, object]:
 _INTER = ("C", "A", "B", "alpha", "beta")
 
 
-def _optimum(term: Interaction):
-    """Eq. 6's optimum, or None where the pair never turns synergistic (C ≤ 0); a bootstrap
-    replicate without one counts as N* = D* = ∞."""
-    return compute_optimal(term) if term.C > 0 and term.alpha > 0 and term.beta > 0 else None
+def _optimum(term: Interaction, flops: FlopsPerToken):
+    """Eq. 6's optimum under the runs' FLOP count (with 6N it is Eq. 6 as printed), or None
+    where the pair never turns synergistic (C ≤ 0); a bootstrap replicate without one counts as
+    N* = D* = ∞."""
+    return cheapest_crossing(term, flops)
