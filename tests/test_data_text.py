@@ -289,3 +289,16 @@ def test_study_text_builders_offline_never_download(tmp_path, bpe, monkeypatch):
         except SourceMissing as err:  # no local source of this dataset here: named, not fetched
             assert "not available" in str(err) or "no source" in str(err)
     assert asked and all(asked)
+
+
+def test_the_byte_layout_tokenizer_reads_no_source(tmp_path, monkeypatch):
+    """MICRO's text range is the 256 bytes: its tokenizer has no merge to learn, so it fetches
+    and reads nothing, and equals a byte BPE trained on any corpus (same on every machine)."""
+    monkeypatch.setattr(text, "FAMILIES", {"text": lambda d: pytest.fail("read")})
+    tok = text.shared_tokenizer(tmp_path, MICRO)
+    trained = BPE.train(["some text to learn from " * 50], MICRO)
+    assert tok.fingerprint == trained.fingerprint
+    assert [p.name for p in tmp_path.iterdir()] == ["tokenizers"]
+    sample = "def f(x):\n    return x + 1  # é"
+    assert list(tok.encode(sample)) == list(trained.encode(sample))
+    assert len(tok.encode(sample)) == len(sample.encode())

