@@ -46,7 +46,7 @@ import seqio
 import tensorflow as tf
 
 from mmlaws.data import seqio_packed, seqio_tasks, shards
-from mmlaws.data.vocab import VocabLayout
+from mmlaws.data.vocab import VocabLayout, resolve_layout
 from mmlaws.errors import ConfigError
 
 FEATURES = {"inputs": tf.int32, "targets": tf.int32, "weights": tf.float32,
@@ -99,14 +99,6 @@ def _close_open_iterators() -> None:
     for iterator in list(_OPEN):
         iterator.close()
 
-
-def resolve_layout(vocab: str | VocabLayout) -> VocabLayout:
-    if isinstance(vocab, VocabLayout):
-        return vocab
-    if not isinstance(vocab, str) or vocab.upper() not in shards.PRESETS:
-        raise ConfigError(f"vocab must be a VocabLayout or one of "
-                          f"{sorted(p.lower() for p in shards.PRESETS)}, got {vocab!r}")
-    return shards.PRESETS[vocab.upper()]
 
 
 class SeqioBatches:

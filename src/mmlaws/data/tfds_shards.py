@@ -44,7 +44,8 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import read_only_builder
 
 from mmlaws.data import shards
-from mmlaws.errors import ConfigError, DataError
+from mmlaws.data.vocab import resolve_layout
+from mmlaws.errors import DataError
 
 VERSION = "1.0.0"
 FILE_TEMPLATE = "{SPLIT}-{SHARD_INDEX}.{FILEFORMAT}"
@@ -197,13 +198,11 @@ def synthetic_data(data_dir: str, datasets: Mapping[str, tuple[str, int, int]], 
     :func:`mmlaws.data.shards.write_synthetic`, and its TFDS metadata; returns ``data_dir``.
     ``vocab``: a layout preset name. For demo configs such as ``configs/train/seqio_tiny.gin``
     (nothing is downloaded)."""
-    if vocab.upper() not in shards.PRESETS:
-        raise ConfigError(f"vocab must be one of {sorted(p.lower() for p in shards.PRESETS)}, "
-                          f"got {vocab!r}")
+    layout = resolve_layout(vocab)
     for i, (name, (modality, lo, hi)) in enumerate(datasets.items()):
         if not os.path.isfile(os.path.join(data_dir, name, shards.STATS)):
             shards.write_synthetic(data_dir, name, modality=modality,
-                                   layout=shards.PRESETS[vocab.upper()], documents=documents,
+                                   layout=layout, documents=documents,
                                    min_length=lo, max_length=hi, seed=seed + i)
         builder(data_dir, name)  # writes the TFDS metadata when missing
     return data_dir
