@@ -80,6 +80,21 @@ def test_a_stacked_run_computes_what_it_computes_alone(data_dir, tmp_path):
         assert [s["tokens"] for s in stacked] == [s["tokens"] for s in alone]
 
 
+def test_a_branch_counts_its_trunks_tokens(data_dir, tmp_path):
+    """A WSD branch's step lines and final record go on from its trunk's counters: its D is
+    every token it has seen (the trunk's up to the fork, then its own), the same count as a
+    run trained from scratch over as many steps on the same stream."""
+    runs = [run("trunk", {"text": 1.0}, 9, 2e-3, decay_start=9, role="trunk"),
+            run("branch", {"text": 1.0}, 12, 2e-3, trunk="trunk", start_step=9, decay_start=9),
+            run("whole", {"text": 1.0}, 12, 2e-3)]
+    results = train_design(runs, output_dir=str(tmp_path), data_dir=data_dir, settings=SETTINGS)
+    branch = lines(tmp_path / "runs" / "branch" / "branch.jsonl")
+    whole = lines(tmp_path / "runs" / "whole" / "whole.jsonl")
+    assert [s["tokens"] for s in branch] == [s["tokens"] for s in whole]
+    assert results["branch"]["tokens"] == results["whole"]["tokens"] > results["trunk"]["tokens"]
+    assert results["branch"]["tokens_per_dataset"] == results["whole"]["tokens_per_dataset"]
+
+
 def test_shapes_are_stacked_apart_and_trunks_stay_with_their_branches():
     wide = CONFIG.replace(d_model=64, num_heads=4)
     runs = [run("a", {"code": 1.0}, 10, 1e-3), run("b", {"code": 1.0}, 10, 1e-3, config=wide),

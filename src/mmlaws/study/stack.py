@@ -195,8 +195,9 @@ class StackTrainer:
 
     def place(self, state, active: list[str]):
         """The state with ``active`` in slots: continuing runs keep their rows (and slots while
-        the capacity holds), a branch copies its trunk's row, a run starting at 0 is
-        initialised; free slots repeat the first active row."""
+        the capacity holds), a branch copies its trunk's row and host counters (so its record
+        counts the trunk's tokens too), a run starting at 0 is initialised; free slots repeat
+        the first active row."""
         old = self.slots
         size = capacity(len(active))
         slots = [rid if rid in active else None for rid in old] if len(old) == size else []
@@ -211,6 +212,8 @@ class StackTrainer:
             src = rid if rid in old else self.by_id[rid].trunk
             if src in old:
                 rows.append(jax.tree.map(lambda x, i=old.index(src): x[i], state))
+                if src != rid:  # a branch carries on its trunk's counters (tokens, spikes)
+                    self.hosts[rid].set_state(self.hosts[src].get_state())
             else:
                 rows.append(self.fresh_row(rid))
         self.slots = slots
