@@ -94,7 +94,6 @@ def run_study(
     print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(design.datasets)}, "
           f"{len(design.models)} model sizes, budgets "
           f"{[design_lib.tokens_label(b) for b in design.budgets]}", flush=True)
-    _check_power(design, data.layout, power, out)
     if not sweep.dry_run:
         stats = design_lib.build_data(design.datasets, data_dir=data.data_dir,
                                       layout=data.layout, token_budget=data.tokens,
@@ -104,6 +103,7 @@ def run_study(
         design_lib.check_epochs(runs, available, data.max_epochs)
         _check_same_design(out / "design.json", runs)
         (out / "design.json").write_text(json.dumps(runs, indent=1))
+    _check_power(design, data.layout, power, out)
     t1 = time.perf_counter()
     if stacked and not sweep.dry_run:
         _train_stacked(runs, out, data, run, engine)
