@@ -117,7 +117,8 @@ def test_report_opens_with_the_result(small_study, tmp_path):
     assert "largest N held out: " in law_a and "% of the reducible loss" in law_a
     assert "largest D held out: " in law_a
     pair = next(x for x in lines if x.startswith("- **a | b**: "))
-    assert pair.startswith("- **a | b**: SYNERGY — C = ") and "barrier broken from N* = " in pair
+    assert pair.startswith("- **a | b**: SYNERGY — C = ")
+    assert "cheapest barrier-breaking point N* = " in pair
     assert "Fig. 5 ratio above 1 (synergy) in " in pair
     assert text.index("## Result") < text.index("## Design power") < text.index("## Uni-modal")
     assert "| b | α | 1 | +0.0% |" in text

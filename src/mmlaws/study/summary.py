@@ -126,8 +126,8 @@ def summary_lines(r: dict, runs: RunTable, unimodal, bimodal) -> list[str]:
         e = laws[key]
         verdict, why = pair_verdict(e)
         opt = e.get("compute_optimal")
-        barrier = (f"barrier broken from N* = {opt['N']:.3g}, D* = {opt['D']:.3g} "
-                   f"({opt['compute']:.3g} FLOPs as 6·N*·D*, Eq. 6)" if opt
+        barrier = (f"Eq. 6's cheapest barrier-breaking point N* = {opt['N']:.3g}, D* = "
+                   f"{opt['D']:.3g} ({opt['compute']:.3g} FLOPs as 6·N*·D*)" if opt
                    else "no barrier-breaking point (Eq. 6 needs C, α_ij, β_ij > 0)")
         ratios = [x["final_ratio"] for x in r.get("ratio", []) if x.get("pair") == key
                   and "final_ratio" in x]
@@ -144,7 +144,7 @@ def power_section(power: dict) -> list[str]:
              "A law planted on each dataset's runs (its Table 1 law rescaled to the design, "
              "or a given one), refitted on noisy copies as the study fits: bias and spread of "
              "the estimates, and the fraction of refits at the grid's edge "
-             "(:func:`mmlaws.study.check_design`).", ""]
+             "(`mmlaws.study.check_design`).", ""]
     if not power:
         return lines + ["- not checked (PowerSettings.replicates = 0)"]
     lines += ["| dataset | parameter | truth | bias | spread | at grid edge | coverage | "
