@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -204,15 +206,17 @@ def test_competition_ratio_follows_the_law(tmp_path, w_text):
 
 
 def test_competition_ratio_interpolates_in_log_tokens_and_checks_N(tmp_path):
-    t = np.array([1e6, 1e8])
+    t = np.array([1e5, 1e7])
     _write(tmp_path, "a", 1e7, t, np.array([4.0, 2.0]))
     _write(tmp_path, "b", 1e7, t, np.array([6.0, 4.0]), datasets={"b": 1.0})
-    _write(tmp_path, "ab", 1e7, np.array([2e7]), np.array([2.5]), datasets={"text": 0.5, "b": 0.5})
+    _write(tmp_path, "ab", 1e7, np.array([2e6, 2e7]), np.array([2.5, 2.0]),
+           datasets={"text": 0.5, "b": 0.5})
     _write(tmp_path, "c", 2e7, t, np.array([6.0, 4.0]), datasets={"b": 1.0})
     r = {x.run_id: x for x in read_runs(tmp_path).records}
     curve = analysis.competition_ratio(r["a"], r["b"], r["ab"], name_i="text", name_j="b")
-    # D = 1e7, halfway between 1e6 and 1e8 in log tokens: L_a = 3, L_b = 5
-    np.testing.assert_allclose(curve.ratio, [0.5 * (3 + 5) / 2.5])
+    # D = 1e6, halfway between 1e5 and 1e7 in log tokens: L_a = 3, L_b = 5; then the ends
+    np.testing.assert_allclose(curve.ratio, [0.5 * (3 + 5) / 2.5, 0.5 * (2 + 4) / 2.0])
+    assert curve.final == pytest.approx(0.5 * (2 + 4) / 2.0)
     assert curve.predicted_final is None
     with pytest.raises(ValueError, match=r"\['a', 'c', 'ab'\] differ in N"):
         analysis.competition_ratio(r["a"], r["c"], r["ab"], name_i="text", name_j="b")
@@ -220,6 +224,40 @@ def test_competition_ratio_interpolates_in_log_tokens_and_checks_N(tmp_path):
         analysis.competition_ratio(r["a"], r["ab"], r["ab"], name_i="text", name_j="b")
     with pytest.raises(ValueError, match="no dataset 'image'"):
         analysis.competition_ratio(r["a"], r["b"], r["ab"], name_i="image", name_j="b")
+
+
+def test_competition_ratio_refuses_a_uni_modal_run_read_mid_schedule(tmp_path):
+    """A uni-modal run that goes on past the pair run's tokens of its modality would be read
+    before its learning rate decayed: refused, naming the run."""
+    _write(tmp_path, "a", 1e7, np.array([1e5, 1e7]), np.array([4.0, 2.0]))
+    _write(tmp_path, "long", 1e7, np.array([1e5, 1e8]), np.array([6.0, 3.0]),
+           datasets={"b": 1.0})
+    _write(tmp_path, "ab", 1e7, np.array([2e6, 2e7]), np.array([2.5, 2.0]),
+           datasets={"text": 0.5, "b": 0.5})
+    r = {x.run_id: x for x in read_runs(tmp_path).records}
+    with pytest.raises(ValueError, match="'long' ends at 1e.08 tokens.*sees 1e.07 tokens of 'b'"):
+        analysis.competition_ratio(r["a"], r["long"], r["ab"], name_i="text", name_j="b")
+
+
+def test_ratio_above_one_is_synergy_by_eq5(tmp_path):
+    """Eq. 5: synergy is L_pair < ½(L_i + L_j). A planted pair whose interaction term is
+    negative (C_ij above the cost) gives a ratio above 1, labelled synergy; a positive term
+    gives a ratio below 1, competition (the paper's Figure 5 caption says the reverse)."""
+    N, t = 1e7, np.geomspace(1e6, 1e8, 5)
+    for name, C in (("syn", 2.0), ("comp", 0.0)):
+        law = dataclasses.replace(LAW, interaction=dataclasses.replace(LAW.interaction, C=C))
+        folder = tmp_path / name
+        _write(folder, "text", N, t, law.law_i.predict(N, t))
+        _write(folder, "speech", N, t, law.law_j.predict(N, t), datasets={"speech": 1.0})
+        _write(folder, "pair", N, 2 * t, law.predict(N, t, t),
+               datasets={"text": 0.5, "speech": 0.5})
+        r = {x.run_id: x for x in read_runs(folder).records}
+        c = analysis.competition_ratio(r["text"], r["speech"], r["pair"], name_i="text",
+                                       name_j="speech", law=law)
+        below = law.predict(N, t[-1], t[-1]) < law.independent(N, t[-1], t[-1])
+        assert below == (name == "syn")
+        assert (c.final > 1) == below and (c.predicted_final > 1) == below
+        assert analysis.ratio_verdict(c.final) == ("synergy" if below else "competition")
 
 
 # ----------------------------------------------------------------------------- spikes

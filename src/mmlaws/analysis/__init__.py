@@ -3,7 +3,7 @@
 * :mod:`~mmlaws.analysis.flatness` — flatness percentage per source modality (Phenomena 1–2,
   Figure 7), with the criterion stated in its module docstring.
 * :mod:`~mmlaws.analysis.ratio` — ½(L_i + L_j) / L_pair over training and the law's predicted
-  final ratio (Figure 5).
+  final ratio (Figure 5); above 1 is synergy (Eq. 5; the paper's caption says the reverse).
 * :mod:`~mmlaws.analysis.spikes` — gradient-norm spike counts and their correlation with
   log(N)/α_ij (Phenomenon 4, Figure 9).
 * :mod:`~mmlaws.analysis.batch` — optimal batch size per modality and pair, and its correlation
@@ -26,7 +26,13 @@ from mmlaws.analysis.flatness import (
     flatness_percentage,
     running_median,
 )
-from mmlaws.analysis.ratio import RatioCurve, competition_ratio, predicted_final_ratio
+from mmlaws.analysis.ratio import (
+    RatioCurve,
+    competition_ratio,
+    end_tokens,
+    predicted_final_ratio,
+    ratio_verdict,
+)
 from mmlaws.analysis.spikes import running_median_spikes, spike_correlation, spike_counts
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "batch_ratio",
     "competition_ratio",
     "correlate",
+    "end_tokens",
     "flat_windows",
     "flatness",
     "flatness_alpha_correlation",
@@ -46,6 +53,7 @@ __all__ = [
     "optimal_batch_size",
     "optimal_batch_sizes",
     "predicted_final_ratio",
+    "ratio_verdict",
     "running_median",
     "running_median_spikes",
     "spike_correlation",

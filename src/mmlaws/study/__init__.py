@@ -5,18 +5,21 @@ its settings (the frozen dataclasses of :mod:`mmlaws.study.settings` and
 :class:`mmlaws.laws.FitSettings`, bound by gin), it
 
 1. builds the datasets from their local sources (:mod:`mmlaws.data`; cached);
-2. trains the design (:func:`~mmlaws.study.design.plan`: model sizes × token budgets on each
+2. checks the design's power (:func:`check_design`: a Table 1 law planted on each dataset's
+   runs and refitted, :class:`~mmlaws.study.settings.PowerSettings`), prints which parameters
+   it identifies and writes ``design_power.json``;
+3. trains the design (:func:`~mmlaws.study.design.plan`: model sizes × token budgets on each
    dataset and each 50/50 pair, seeds, an optional batch scan, decay or WSD schedules) under
    ``<output_dir>/runs``: on this host in one process with runs of one shape stacked
    (:mod:`mmlaws.study.engine`, the default), or one process or SLURM job per run
    (:func:`mmlaws.sweep.run_sweep`); finished runs are kept, interrupted ones resume;
-3. fits the laws with bootstrap intervals and held-out errors, measures the phenomena
+4. fits the laws with bootstrap intervals and held-out errors, measures the phenomena
    (:func:`~mmlaws.study.analyse.analyse`), and writes ``study.json``;
-4. writes the report (:func:`~mmlaws.study.report.write_report`): ``<output_dir>/README.md``
+5. writes the report (:func:`~mmlaws.study.report.write_report`): ``<output_dir>/README.md``
    and its figures.
 
 On a cluster the sweep only submits; :func:`report_study` (``configs/study/report.gin``) then
-does steps 3–4 once the runs have finished. Running the study again skips finished runs. With
+does steps 4–5 once the runs have finished. Running the study again skips finished runs. With
 ``SweepSettings.dry_run`` nothing is built or trained: :func:`mmlaws.study.preview.preview`
 prints the runs, the tokens each dataset needs and the epochs they imply, and each model's
 memory plan, and the job arrays are written without being submitted. A design that reads a
@@ -40,22 +43,25 @@ from mmlaws.study import design as design_lib
 from mmlaws.study.analyse import Analysis, analyse
 from mmlaws.study.engine import EngineSettings, from_design, train_design
 from mmlaws.study.fit_jobs import progress_bar
+from mmlaws.study.power_check import as_results, check_design, power_lines, runs_power
 from mmlaws.study.preview import preview, time_limits
 from mmlaws.study.report import write_report
-from mmlaws.study.settings import DataBuild, Design, RunSettings, SweepSettings
+from mmlaws.study.settings import DataBuild, Design, PowerSettings, RunSettings, SweepSettings
 from mmlaws.sweep import run_sweep
 
 RUN_GIN = os.path.join(os.path.dirname(__file__), "run.gin")
 
-__all__ = ["Analysis", "DataBuild", "Design", "EngineSettings", "FitSettings", "RunSettings",
-           "SweepSettings", "analyse", "report_study", "run_study", "write_report"]
+__all__ = ["Analysis", "DataBuild", "Design", "EngineSettings", "FitSettings", "PowerSettings",
+           "RunSettings", "SweepSettings", "analyse", "check_design", "report_study",
+           "run_study", "write_report"]
+POWER_FILE = "design_power.json"
 
 
 def run_study(
     *, output_dir: str, design: Design, data: DataBuild = DataBuild(),
     run: RunSettings = RunSettings(), sweep: SweepSettings = SweepSettings(),
     engine: EngineSettings = EngineSettings(), fit: FitSettings = FitSettings(),
-    title: str = "mmlaws study",
+    power: PowerSettings = PowerSettings(), title: str = "mmlaws study",
 ) -> dict | None:
     """Builds data, trains the design, fits laws, measures phenomena, writes the report.
 
@@ -64,7 +70,8 @@ def run_study(
       design: the runs (:class:`~mmlaws.study.settings.Design`); data: how the datasets are
         built; run: every run's training settings; sweep: how the runs are run; engine: the
         single-process engine's settings (``sweep.engine="stacked"``); fit: how the laws are
-        fitted (:class:`~mmlaws.laws.FitSettings`).
+        fitted (:class:`~mmlaws.laws.FitSettings`); power: the design-power check before
+        training (:class:`~mmlaws.study.settings.PowerSettings`).
     Returns: ``study.json``'s contents, or None when the runs were submitted, not run.
     """
     t0 = time.perf_counter()
@@ -96,6 +103,7 @@ def run_study(
         design_lib.check_epochs(runs, available, data.max_epochs)
         _check_same_design(out / "design.json", runs)
         (out / "design.json").write_text(json.dumps(runs, indent=1))
+    _check_power(design, data.layout, power, out)
     t1 = time.perf_counter()
     if stacked and not sweep.dry_run:
         _train_stacked(runs, out, data, run, engine)
@@ -125,7 +133,7 @@ def run_study(
                             "them (finished runs are kept)")
     t2 = time.perf_counter()
     results = report_study(study_dir=str(out), fit=fit, warmup_tokens=run.warmup_tokens,
-                           title=title)
+                           power=power, title=title)
     results["timing_s"] = {"data": round(t1 - t0, 1), "training": round(t2 - t1, 1),
                            "analysis_and_report": round(time.perf_counter() - t2, 1),
                            "total": round(time.perf_counter() - t0, 1)}
@@ -137,9 +145,11 @@ def run_study(
 
 def report_study(
     *, study_dir: str, fit: FitSettings = FitSettings(), warmup_tokens: float = 0.0,
-    title: str = "mmlaws study",
+    power: PowerSettings = PowerSettings(), title: str = "mmlaws study",
 ) -> dict:
-    """Laws, phenomena and the report of a study folder's finished runs (steps 3–4)."""
+    """Laws, phenomena and the report of a study folder's finished runs (steps 4–5). The design
+    power is the one :func:`run_study` wrote before training (``design_power.json``), or, in a
+    folder without it, measured now on the finished runs' (N, D) with ``power``."""
     out = pathlib.Path(study_dir)
     path = out / "design.json"
     if not path.is_file():
@@ -153,6 +163,9 @@ def report_study(
         print(f"mmlaws study: {len(missing)} of {len(design)} runs not finished, left out: "
               f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
     a = analyse(table, design, fit=fit, warmup_tokens=warmup_tokens, progress=progress_bar)
+    a.results["design_power"] = (json.loads((out / POWER_FILE).read_text())
+                                 if (out / POWER_FILE).is_file()
+                                 else as_results(runs_power(a.table, power)))
     files = write_report(a, out, title=title)
     (out / "study.json").write_text(json.dumps(a.results, indent=1, default=_json))
     print(f"mmlaws study: report {out}/README.md with {len(files) - 1} figures; "
@@ -165,6 +178,19 @@ def wandb_group(study_dir: str | os.PathLike) -> str:
     path>``, readable and distinct from a same-named study elsewhere."""
     path = os.path.abspath(study_dir)
     return f"{os.path.basename(path)}-{hashlib.sha256(path.encode()).hexdigest()[:6]}"
+
+
+def _check_power(design: Design, layout: str, power: PowerSettings,
+                 out: pathlib.Path) -> None:
+    """Prints what the design identifies of a planted law, and writes ``design_power.json``."""
+    if not power.replicates:
+        return
+    t0 = time.perf_counter()
+    powers = check_design(design, layout=layout, settings=power)
+    for line in power_lines(powers):
+        print(f"mmlaws study: {line}", flush=True)
+    print(f"mmlaws study: design power checked in {time.perf_counter() - t0:.1f} s", flush=True)
+    (out / POWER_FILE).write_text(json.dumps(as_results(powers), indent=1))
 
 
 def _train_stacked(runs, out: pathlib.Path, data: DataBuild, run: RunSettings,

@@ -6,7 +6,8 @@ runs at other batch sizes are left out); the phenomena from :mod:`mmlaws.analysi
 
 - flatness per dataset after warm-up (``loss_per_dataset`` step curves: datasets that share a
   token range, such as text and code, are told apart by dataset, not vocabulary modality);
-- the Figure 5 ratio for every pair, model size and budget that has its three runs;
+- the Figure 5 ratio ½(L_i + L_j)/L_pair (above 1: synergy, Eq. 5) for every pair run whose
+  uni-modal runs of the same size finished at its per-dataset tokens;
 - gradient-norm spike counts, and their correlation with log(N)/α_ij over each pair's runs;
 - the optimal batch size per dataset set from the batch scan (final losses at one budget,
   minimum of a parabola in log2 batch), ``log(b_ij / (b_i + b_j))`` per pair, and its
@@ -111,27 +112,44 @@ def _flatness(runs: RunTable, warmup, window, eps) -> dict:
     return out
 
 
-def _ratios(table: RunTable, design, fits: TableFits):
+def _ratios(table: RunTable, design, fits: TableFits, rtol_tokens: float = 0.05):
+    """The Fig. 5 ratio of each pair run whose uni-modal runs of the same model *finished* at
+    its per-dataset tokens (a run trained to that budget, or its WSD branch there); a pair run
+    without them gets a row saying so, never a ratio read in the middle of a longer schedule."""
     curves, rows = {}, []
-    by_key = {(tuple(design[str(r)]["datasets"]), design[str(r)]["model"],
-               design[str(r)]["tokens"]): table.records[k] for k, r in enumerate(table.run_id)}
+    recs = {str(r): table.records[k] for k, r in enumerate(table.run_id)}
+    uni: dict[tuple, list] = {}  # (dataset, model) -> [(tokens, record)]
+    for rid, rec in recs.items():
+        d = design[rid]
+        if len(d["datasets"]) == 1:
+            uni.setdefault((d["datasets"][0], d["model"]), []).append((d["tokens"], rec))
     for (i, j), law in fits.bimodal.items():
         curves[(i, j)] = {}
-        for (ds, model, tokens), pair in sorted(by_key.items()):
-            if ds != (i, j):
+        for rid, pair in sorted(recs.items()):
+            d = design[rid]
+            if tuple(d["datasets"]) != (i, j):
                 continue
-            run_i, run_j = by_key.get(((i,), model, tokens)), by_key.get(((j,), model, tokens))
-            if run_i is None or run_j is None:
+            row = {"pair": f"{i}|{j}", "model": d["model"], "tokens": d["tokens"], "run_id": rid}
+            found, missing = [], []
+            for name in (i, j):
+                want = d["tokens"] * pair.datasets[name]
+                hit = [r for t, r in sorted(uni.get((name, d["model"]), []), key=lambda x: x[0])
+                       if abs(t / want - 1) <= rtol_tokens]
+                (found.append(hit[0]) if hit else missing.append(f"{name} at {want:.3g}"))
+            if missing:
+                rows.append({**row, "error": f"no uni-modal run of model {d['model']} finished "
+                             f"at the pair's tokens of {', '.join(missing)} (not read "
+                             "mid-schedule)"})
                 continue
-            c, err = _try(analysis.competition_ratio, run_i, run_j, pair, name_i=i, name_j=j,
-                          law=law)
-            row = {"pair": f"{i}|{j}", "model": model, "tokens": tokens, "run_id": pair.run_id}
+            c, err = _try(analysis.competition_ratio, *found, pair, name_i=i, name_j=j, law=law,
+                          rtol_tokens=rtol_tokens)
             if err:
                 rows.append({**row, "error": err})
                 continue
-            curves[(i, j)][pair.run_id] = c
-            tail = max(1, len(c.ratio) // 10)
-            rows.append({**row, "N": c.N, "final_ratio": float(np.median(c.ratio[-tail:])),
+            curves[(i, j)][rid] = c
+            final = float(c.ratio[-1]) if c.final is None else float(c.final)
+            rows.append({**row, "N": c.N, "uni_runs": [r.run_id for r in found],
+                         "final_ratio": final, "verdict": analysis.ratio_verdict(final),
                          "predicted_final_ratio": c.predicted_final})
     return curves, rows
 

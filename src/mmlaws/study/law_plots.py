@@ -6,12 +6,36 @@ import pathlib
 
 import matplotlib
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from mmlaws.laws.forms import UnimodalLaw
 from mmlaws.laws.optimal import chinchilla_optimal
 from mmlaws.laws.records import RunTable
 from mmlaws.laws.table import TableFits
+
+
+def readable_log_axes(fig: Figure) -> None:
+    """Log axes with labels that do not overlap: at most about seven labelled ticks, short
+    numbers (``0.3``, ``2``, ``1e+05``), no labels on minor ticks, and slanted x labels. An axis
+    spanning under 1.5 decades is labelled at 1, 2, 5 × 10^k (every digit under 0.6 decades)."""
+    for ax in fig.axes:
+        ax.autoscale_view()
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale != "log":
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            decades = np.log10(hi / lo) if lo > 0 else np.inf
+            if decades < 1.5:
+                subs = tuple(range(1, 10)) if decades < 0.6 else (1.0, 2.0, 5.0)
+                axis.set_major_locator(ticker.LogLocator(subs=subs, numticks=12))
+                axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+            else:
+                axis.set_major_locator(ticker.LogLocator(numticks=7))
+                axis.set_major_formatter(ticker.LogFormatterSciNotation())
+            axis.set_minor_formatter(ticker.NullFormatter())
+        if ax.get_xscale() == "log":
+            ax.tick_params(axis="x", labelrotation=30)
 
 
 def plot_unimodal_fits(table: RunTable, fits: TableFits, out: pathlib.Path) -> list:
@@ -54,6 +78,7 @@ def plot_unimodal_fit(N, D, loss, law: UnimodalLaw, path: str | pathlib.Path, ti
     ax[0].legend(fontsize=7), ax[1].legend(fontsize=7, ncol=2)
     fig.suptitle(f"{title}: E={law.E:.3g} A={law.A:.4g} α={law.alpha:.3f} "
                  f"B={law.B:.4g} β={law.beta:.3f}")
+    readable_log_axes(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -71,5 +96,6 @@ def plot_frontiers(laws: dict[str, UnimodalLaw], path: str | pathlib.Path,
         a.set_xscale("log"), a.set_yscale("log")
         a.set_xlabel("training compute C = 6ND (FLOPs)"), a.set_ylabel(yl)
     ax[0].legend(fontsize=8)
+    readable_log_axes(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

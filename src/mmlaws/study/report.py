@@ -4,7 +4,12 @@
 - ``fit_<dataset>.png`` — each uni-modal law against its runs (Fig. 2).
 - ``fig3_pair_<i>_<j>.png`` — Eq. 4 against the pair's runs, and its residuals (Fig. 3).
 - ``fig4_barrier_<i>_<j>.png`` — the competition barrier D(N), Eq. 6's optimum, the runs (Fig. 4).
-- ``fig5_ratio_<i>_<j>.png`` — ½(L_i + L_j)/L_pair over training with the predicted final ratio.
+- ``fig5_ratio_<i>_<j>.png`` — ½(L_i + L_j)/L_pair over training with the predicted final ratio
+  (above 1: synergy, by Eq. 5; the paper's Figure 5 caption says the reverse).
+
+The README opens with the result (:mod:`mmlaws.study.summary`): what was trained, each law with
+its profile intervals and whether it is identified, the held-out errors, each pair's verdict;
+then the design power, the tables and the runs.
 - ``fig7_flatness.png`` and ``fig9_spikes.png`` — flatness per dataset, spikes against log(N)/α.
 - ``fig8_batch.png`` — loss against batch size per dataset set (when the study scanned batches).
 """
@@ -20,7 +25,8 @@ from matplotlib.figure import Figure
 from mmlaws.analysis import running_median
 from mmlaws.laws.optimal import competition_barrier
 from mmlaws.study.analyse import Analysis
-from mmlaws.study.law_plots import plot_unimodal_fits
+from mmlaws.study.law_plots import plot_unimodal_fits, readable_log_axes
+from mmlaws.study.summary import power_section, summary_lines
 
 
 def write_report(a: Analysis, out: str | pathlib.Path, *, title: str = "mmlaws study") -> list:
@@ -44,6 +50,7 @@ def write_report(a: Analysis, out: str | pathlib.Path, *, title: str = "mmlaws s
 
 
 def _save(fig, path) -> pathlib.Path:
+    readable_log_axes(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return pathlib.Path(path)
@@ -94,7 +101,7 @@ def _pair_fit(a: Analysis, pair, fit, path):
         ax[0].scatter(sub.N[m], sub.loss[m], color=c, label=f"runs, D={D:.3g}")
         ax[0].plot(n_grid, fit.predict(n_grid, w_i * D, (1 - w_i) * D), color=c)
         ax[0].plot(n_grid, fit.independent(n_grid, w_i * D, (1 - w_i) * D), ":", color=c)
-    ax[0].set(xscale="log", xlabel="N (non-embedding parameters)", ylabel="loss (nats/token)",
+    ax[0].set(xscale="log", xlabel="N (parameters)", ylabel="loss (nats/token)",
               title=f"{pair[0]} | {pair[1]}: Eq. 4 (solid), ½(L_i+L_j) (dotted)")
     ax[0].legend(fontsize=7)
     ax[1].scatter(sub.N, np.log(sub.loss) - np.log(pred), label="Eq. 4")
@@ -141,8 +148,8 @@ def _ratio(curves: dict, pair, path):
             ax.scatter([c.tokens[-1]], [c.predicted_final], color=col, marker="D", s=30)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel="tokens seen by the pair run",
-           ylabel="½(L_i + L_j) / L_pair", title=f"Fig. 5 ratio {pair[0]} | {pair[1]} "
-           "(diamonds: the law's final ratio)")
+           ylabel="½(L_i + L_j) / L_pair  (above 1: synergy)",
+           title=f"Fig. 5 ratio {pair[0]} | {pair[1]} (diamonds: the law's final ratio)")
     ax.legend(fontsize=6)
     return _save(fig, path)
 
@@ -235,8 +242,10 @@ def _warnings(laws: dict) -> list[str]:
 def markdown(a: Analysis, figures: list[str], title: str) -> str:
     r = a.results
     laws = r["laws"]
-    lines = [f"# {title}", "", f"{len(r['runs'])} finished runs; figures: "
+    lines = [f"# {title}", "", *summary_lines(r, a.all_runs, a.fits.unimodal, a.fits.bimodal),
+             f"{len(r['runs'])} finished runs; figures: "
              + ", ".join(f"[{f}]({f})" for f in figures), "",
+             *power_section(r.get("design_power") or {}), "",
              "## Uni-modal laws (Eq. 2), 95% bootstrap intervals", "",
              "A parameter listed under *at grid edge* ended at or beyond the edge of the "
              "multi-start grid: the runs do not pin it down (more model sizes, longer runs).", "",
@@ -263,14 +272,19 @@ def markdown(a: Analysis, figures: list[str], title: str) -> str:
                          f"{star['compute']} | {_holdout(e)} | {_edge(e)} |")
     lines += _warnings(laws)
     if r["ratio"]:
-        lines += ["", "## Fig. 5 ratio ½(L_i + L_j) / L_pair (below 1: barrier broken)", "",
-                  "| pair | model | tokens | observed final | law's prediction |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "## Fig. 5 ratio ½(L_i + L_j) / L_pair (above 1: synergy, below 1: "
+                  "competition)", "",
+                  "By Eq. 5 the pair is synergistic when L_pair < ½(L_i + L_j), a ratio above 1; "
+                  "the caption of the paper's Figure 5 says the reverse, which contradicts its "
+                  "equations. Each uni-modal run finished at the pair run's tokens of its "
+                  "dataset (never read mid-schedule).", "",
+                  "| pair | model | tokens | observed final | verdict | law's prediction |",
+                  "|---|---|---|---|---|---|"]
         for row in r["ratio"]:
             obs = f"{row['final_ratio']:.4f}" if "final_ratio" in row else row.get("error")
             pred = row.get("predicted_final_ratio")
             lines.append(f"| {row['pair']} | {row['model']} | {row['tokens']:.3g} | {obs} | "
-                         f"{'—' if pred is None else f'{pred:.4f}'} |")
+                         f"{row.get('verdict', '—')} | {'—' if pred is None else f'{pred:.4f}'} |")
     fl = r["flatness"]
     if fl["runs"]:
         crit = fl["criterion"]

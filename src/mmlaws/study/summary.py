@@ -1,0 +1,164 @@
+"""The first lines of a study's report: what was trained, what it found, and how sure it is.
+
+- **Identified** (a uni-modal law): the 95% profile intervals of α, β and E are bounded, no
+  parameter ended at the edge of the start grid, and the design-power check
+  (:func:`mmlaws.study.check_design`) says the design identifies α, β and E.
+- **Pair verdict**, from the 95% profile interval of C_ij. Eq. 4 as fitted here
+  (:class:`mmlaws.laws.forms.Interaction`) is L_pair = ½(L_i + L_j) − C_ij + A_ij/N^α_ij +
+  B_ij/(D_i + D_j)^β_ij, so by Eq. 5 the pair is synergistic (its loss below ½(L_i + L_j), a
+  Fig. 5 ratio above 1) wherever C_ij > A_ij/N^α_ij + B_ij/D^β_ij. The cost terms are
+  positive and vanish with scale, so a **positive** C_ij means the pair turns synergistic once
+  N and D pass the competition barrier (Eq. 6 gives the cheapest such point), and a negative
+  one means it competes at every scale. Verdicts: ``synergy`` (interval entirely above 0),
+  ``competition`` (entirely below 0), ``unresolved`` (it contains 0, is unbounded, or could
+  not be formed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmlaws.laws.records import RunTable
+
+LAW_PARAMS = ("alpha", "beta", "E")
+SYMBOLS = {"alpha": "α", "beta": "β", "E": "E", "C": "C"}
+
+
+def _fmt_interval(value: float, iv) -> str:
+    if not iv:
+        return f"{value:.3g} [no interval]"
+    lo, hi, bounded = iv
+    text = f"{value:.3g} [{lo:.3g}, {hi:.3g}]"
+    return text if bounded else text + " (unbounded)"
+
+
+def law_status(entry: dict, power: dict | None) -> tuple[bool, list[str]]:
+    """(identified, why not) of a uni-modal law entry of :func:`mmlaws.laws.fit_table` and its
+    design power (``DesignPower.as_dict()``, or ``{"error": ...}``, or None)."""
+    why = []
+    prof = entry.get("profile95") or {"error": "no profile intervals"}
+    if "error" in prof:
+        why.append(f"profile: {prof['error']}")
+    else:
+        why += [f"{SYMBOLS[k]}'s profile interval is unbounded" for k in LAW_PARAMS
+                if not (prof.get(k) or [0, 0, False])[2]]
+    if entry.get("on_grid_boundary"):
+        why.append("at the grid's edge: " + ", ".join(entry["on_grid_boundary"]))
+    if not power or "error" in power:
+        why.append("design power: " + (power or {}).get("error", "not checked"))
+    else:
+        bad = [SYMBOLS[k] for k in LAW_PARAMS if not power["params"][k]["identified"]]
+        if bad:
+            why.append("the design power check does not identify " + ", ".join(bad))
+    return not why, why
+
+
+def pair_verdict(entry: dict) -> tuple[str, str]:
+    """(``synergy`` | ``competition`` | ``unresolved``, the reason) from C_ij's profile
+    interval (the module docstring states the sign convention)."""
+    prof = entry.get("profile95") or {}
+    iv = prof.get("C")
+    if "error" in prof or not iv:
+        return "unresolved", f"no profile interval for C ({prof.get('error', 'not formed')})"
+    lo, hi, bounded = iv
+    c = _fmt_interval(entry["C"], iv)
+    if not bounded or not np.all(np.isfinite([lo, hi])):
+        return "unresolved", f"C = {c}: the runs do not bound it"
+    if lo > 0:
+        return "synergy", (f"C = {c} > 0: the pair's loss falls below ½(L_i + L_j) once "
+                           "A/N^α + B/D^β < C (Eq. 5)")
+    if hi < 0:
+        return "competition", f"C = {c} < 0: the pair's loss stays above ½(L_i + L_j)"
+    return "unresolved", f"C = {c} contains 0"
+
+
+def _flops(runs: RunTable) -> tuple[float, str]:
+    """Total training FLOPs of the runs: each header's ``flops_per_token`` × its tokens
+    (6·N·D for records that lack it, said so)."""
+    total, approx = 0.0, 0
+    for k, rec in enumerate(runs.records):
+        fpt = rec.header.get("flops_per_token")
+        if fpt:
+            total += float(fpt) * float(runs.D[k])
+        else:
+            total += 6.0 * float(runs.N[k]) * float(runs.D[k])
+            approx += 1
+    note = f" ({approx} run(s) without a FLOP count: 6·N·D)" if approx else ""
+    return total, note
+
+
+def _holdout(entry: dict, key: str, axis: str) -> str:
+    h = entry.get(key)
+    if not h:
+        return f"largest {axis}: not checked"
+    if "error" in h:
+        return f"largest {axis}: n/a ({h['error']})"
+    return (f"largest {axis} held out: {100 * h['mean_abs_relative_error']:.2f}% of the loss, "
+            f"{100 * h['mean_abs_reducible_error']:.1f}% of the reducible loss")
+
+
+def _trained(r: dict, runs: RunTable) -> str:
+    conv = sorted({str(rec.header.get("N_convention", "unstated")) for rec in runs.records})
+    flops, note = _flops(runs)
+    sets = sorted({row["datasets"] for row in r["runs"]})
+    return (f"- **Trained**: {len(r['runs'])} runs on {', '.join(sets)}; N from "
+            f"{runs.N.min():.3g} to {runs.N.max():.3g} parameters ({'/'.join(conv)}), "
+            f"D from {runs.D.min():.3g} to {runs.D.max():.3g} tokens, "
+            f"{flops:.3g} training FLOPs in all{note}.")
+
+
+def summary_lines(r: dict, runs: RunTable, unimodal, bimodal) -> list[str]:
+    """The report's opening lines from ``study.json``'s results ``r``, the runs, and the names
+    of the uni-modal laws and pairs fitted."""
+    laws, power = r["laws"], r.get("design_power") or {}
+    lines = ["## Result", "", _trained(r, runs)]
+    for name in unimodal:
+        e = laws[name]
+        prof = e.get("profile95") or {}
+        ok, why = law_status(e, power.get(name))
+        params = ", ".join(f"{SYMBOLS[k]} = {_fmt_interval(e[k], prof.get(k))}"
+                           for k in LAW_PARAMS)
+        lines.append(f"- **{name}**: {params} (95% profile); "
+                     + ("identified" if ok else "NOT identified: " + "; ".join(why)) + "; "
+                     + _holdout(e, "holdout", "N") + "; " + _holdout(e, "holdout_D", "D") + ".")
+    for pair in bimodal:
+        key = "|".join(pair)
+        e = laws[key]
+        verdict, why = pair_verdict(e)
+        opt = e.get("compute_optimal")
+        barrier = (f"Eq. 6's cheapest barrier-breaking point N* = {opt['N']:.3g}, D* = "
+                   f"{opt['D']:.3g} ({opt['compute']:.3g} FLOPs as 6·N*·D*)" if opt
+                   else "no barrier-breaking point (Eq. 6 needs C, α_ij, β_ij > 0)")
+        ratios = [x["final_ratio"] for x in r.get("ratio", []) if x.get("pair") == key
+                  and "final_ratio" in x]
+        seen = (f"; Fig. 5 ratio above 1 (synergy) in {sum(x > 1 for x in ratios)} of "
+                f"{len(ratios)} matched runs" if ratios else "")
+        lines.append(f"- **{key.replace('|', ' | ')}**: {verdict.upper()} — {why}; {barrier}"
+                     f"{seen}.")
+    return lines + [""]
+
+
+def power_section(power: dict) -> list[str]:
+    """The report's ``design power`` section from ``study.json``'s ``design_power``."""
+    lines = ["## Design power (before training)", "",
+             "A law planted on each dataset's runs (its Table 1 law rescaled to the design, "
+             "or a given one), refitted on noisy copies as the study fits: bias and spread of "
+             "the estimates, and the fraction of refits at the grid's edge "
+             "(`mmlaws.study.check_design`).", ""]
+    if not power:
+        return lines + ["- not checked (PowerSettings.replicates = 0)"]
+    lines += ["| dataset | parameter | truth | bias | spread | at grid edge | coverage | "
+              "identified |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for name, p in power.items():
+        if "error" in p:
+            lines.append(f"| {name} | — | {p['error']} | | | | | |")
+            continue
+        notes.append(f"- {name}: {p['law']}; {p['num_runs']} runs, {p['noise']:.1%} noise, "
+                     f"{p['replicates']} refits ({p['num_converged']} converged)")
+        for k, v in p["params"].items():
+            cov = "—" if v["coverage"] is None else f"{v['coverage']:.0%}"
+            lines.append(f"| {name} | {SYMBOLS.get(k, k)} | {v['truth']:.4g} | "
+                         f"{v['bias']:+.1%} | {v['spread']:.1%} | {v['at_edge']:.0%} | {cov} | "
+                         f"{'yes' if v['identified'] else 'NO'} |")
+    return lines + [""] + notes
