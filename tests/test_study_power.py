@@ -22,7 +22,7 @@ def test_design_runs_count_total_parameters_per_seed():
     # at width 16 the byte embeddings and positions outweigh the two blocks: total, not
     # non-embedding
     from mmlaws.model import non_embedding_params
-    from mmlaws.study.preview import model_config
+    from mmlaws.study.design import model_config
     assert sizes["w16"] > 2 * non_embedding_params(model_config(d, "w16", "micro"))
 
 

@@ -28,7 +28,7 @@ from mmlaws.laws.power import DesignPower, design_power, rescale_law
 from mmlaws.laws.published import PAPER_DESIGN_D, PAPER_DESIGN_N, TABLE1
 from mmlaws.laws.records import RunTable
 from mmlaws.model import total_params
-from mmlaws.study.preview import model_config
+from mmlaws.study.design import budgets_of, model_config
 from mmlaws.study.settings import DataBuild, Design, PowerSettings
 
 # Study dataset names whose Table 1 row is spelled otherwise.
@@ -50,9 +50,11 @@ def design_sizes(design: Design, layout: str | None = None) -> dict[str, float]:
 
 def design_runs(design: Design, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) [R] of the uni-modal law runs every dataset of ``design`` gets: each model ×
-    budget, repeated per seed (:func:`mmlaws.study.design.plan`'s law runs of one dataset)."""
+    budget (within the design's ``tokens_per_parameter`` band), repeated per seed
+    (:func:`mmlaws.study.design.plan`'s law runs of one dataset)."""
+    layout = DataBuild.layout if layout is None else layout
     sizes = design_sizes(design, layout)
-    pts = [(sizes[m], float(b)) for m in design.models for b in design.budgets
+    pts = [(sizes[m], float(b)) for m in design.models for b in budgets_of(design, m, layout)
            for _ in range(design.seeds.get(m, 1))]
     N, D = (np.array(v, np.float64) for v in zip(*pts, strict=True))
     return N, D
