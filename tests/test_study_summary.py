@@ -9,7 +9,7 @@ from mmlaws.laws import FitSettings, Interaction, RunLogWriter, UnimodalLaw
 from mmlaws.laws.forms import BimodalLaw
 from mmlaws.laws.records import read_runs
 from mmlaws.study import analyse, design, write_report
-from mmlaws.study.summary import law_status, pair_verdict
+from mmlaws.study.summary import _seed_line, law_status, pair_verdict, seed_noise
 
 GOOD_POWER = {"params": {k: {"identified": True} for k in ("E", "A", "B", "alpha", "beta")}}
 GOOD_LAW = {"alpha": 0.3, "beta": 0.3, "E": 1.5, "on_grid_boundary": [],
@@ -138,3 +138,17 @@ def test_ratio_rows_use_finished_matched_runs_or_say_why(small_study):
         assert r["final_ratio"] == pytest.approx(true, abs=3e-3)
         if abs(true - 1) > 0.005:  # beyond the noise of three final losses
             assert r["verdict"] == ("synergy" if true > 1 else "competition")
+
+
+def test_seed_noise_groups_the_seeds_of_one_point():
+    rows = [{"run_id": "code_w4_D102k", "role": "law", "loss": 3.0},
+            {"run_id": "code_w4_D102k_s1", "role": "law", "loss": 3.3},
+            {"run_id": "code_w4_D205k", "role": "law", "loss": 2.9},
+            {"run_id": "code_w4_D205k_s1", "role": "law", "loss": 2.9},
+            {"run_id": "code_w8_D102k", "role": "law", "loss": 2.8},
+            {"run_id": "code_w4_trunk", "role": "trunk", "loss": 2.7},
+            {"run_id": "code_w4_trunk_s1", "role": "trunk", "loss": 2.6}]
+    assert seed_noise(rows) == {"code_w4_D102k": [3.0, 3.3], "code_w4_D205k": [2.9, 2.9]}
+    line = _seed_line(rows)
+    assert "2 points" in line and "at most 9.5% (code_w4_D102k)" in line and "median" in line
+    assert _seed_line(rows[4:5]) is None

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from mmlaws.laws.records import RunTable
@@ -107,11 +109,36 @@ def _trained(r: dict, runs: RunTable) -> str:
             f"{flops:.3g} training FLOPs in all{note}.")
 
 
+def seed_noise(rows) -> dict[str, list[float]]:
+    """``{run id without its seed suffix: final losses}`` of the runs trained with several
+    seeds (run ids ``…_s1``, ``…_s2``: :func:`mmlaws.study.design.plan`)."""
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        if row["role"] == "law":
+            groups.setdefault(re.sub(r"_s\d+$", "", row["run_id"]), []).append(row["loss"])
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
+def _seed_line(rows) -> str | None:
+    noise = seed_noise(rows)
+    if not noise:
+        return None
+    spread = {k: (max(v) - min(v)) / float(np.mean(v)) for k, v in noise.items()}
+    worst = max(spread, key=spread.get)
+    return (f"- **Seed noise**: final losses of {len(spread)} points trained with two or more "
+            f"seeds differ by {100 * float(np.median(list(spread.values()))):.2g}% (median "
+            f"(max − min) / mean), at most {100 * spread[worst]:.2g}% ({worst}); a fit's "
+            "residuals and held-out errors are read against this.")
+
+
 def summary_lines(r: dict, runs: RunTable, unimodal, bimodal) -> list[str]:
     """The report's opening lines from ``study.json``'s results ``r``, the runs, and the names
     of the uni-modal laws and pairs fitted."""
     laws, power = r["laws"], r.get("design_power") or {}
     lines = ["## Result", "", _trained(r, runs)]
+    seeds = _seed_line(r["runs"])
+    if seeds:
+        lines.append(seeds)
     for name in unimodal:
         e = laws[name]
         prof = e.get("profile95") or {}
