@@ -16,15 +16,20 @@ def _main(repo_root, *args, timeout=600):
 
 @pytest.mark.slow
 def test_quickstart_smallest_setting(repo_root, tmp_path):
-    """The README's main job, shrunk: one dataset (the stdlib code, offline), four widths, two
-    budgets of a few steps; it trains, fits, and writes the report."""
+    """The README's main job, shrunk: one dataset (the stdlib code, offline), its five widths,
+    two budgets of a few steps decayed in full (no band, one seed); it trains, fits, and writes
+    the report."""
     out = tmp_path / "qs"
     r = _main(repo_root, "--gin_file=configs/quickstart.gin", f"--gin_param=OUTPUT_DIR='{out}'",
               f"--gin_param=DATA_DIR='{tmp_path / 'data'}'",
               "--gin_param=study.Design.datasets=['code']",
               "--gin_param=study.DataBuild.tokens=300000",  # bytes: 1 validation doc
               "--gin_param=study.DataBuild.offline=True",
+              "--gin_param=study.DataBuild.sources={'code': ['stdlib']}",
               "--gin_param=study.Design.budgets=[2048, 4096]",
+              "--gin_param=study.Design.tokens_per_parameter=None",
+              "--gin_param=study.Design.schedule='decay'",
+              "--gin_param=study.Design.seeds={}",
               "--gin_param=study.RunSettings.batch_size=8",  # 8 simulated devices
               "--gin_param=study.RunSettings.sequence_length=32",
               "--gin_param=study.RunSettings.warmup_steps=2",
@@ -33,18 +38,18 @@ def test_quickstart_smallest_setting(repo_root, tmp_path):
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert f"{out}/README.md" in r.stdout
     results = json.loads((out / "study.json").read_text())
-    assert len(results["runs"]) == 8
+    assert len(results["runs"]) == 10
     law = results["laws"]["code"]
-    assert law["num_runs"] == 8 and law["num_converged"] > 0
+    assert law["num_runs"] == 10 and law["num_converged"] > 0
     assert "interval95" in law
     for row in results["runs"]:
         assert 0 < row["loss"] < 5.95  # below log(384): the runs learned something
         assert row["tokens"] <= 4096
     assert (out / "fit_code.png").stat().st_size > 10_000
     assert (out / "fig1_loss_curves.png").stat().st_size > 10_000
-    assert "| code | 8 |" in (out / "README.md").read_text()
+    assert "| code | 10 |" in (out / "README.md").read_text()
     again = _main(repo_root, "--gin_file=configs/quickstart.gin", *r.args[4:])
-    assert "8 runs, 8 already finished; 0 stack(s) to train" in again.stdout
+    assert "10 runs, 10 already finished; 0 stack(s) to train" in again.stdout
 
 
 @pytest.mark.slow
