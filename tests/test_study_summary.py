@@ -152,3 +152,22 @@ def test_seed_noise_groups_the_seeds_of_one_point():
     line = _seed_line(rows)
     assert "2 points" in line and "at most 9.5% (code_w4_D102k)" in line and "median" in line
     assert _seed_line(rows[4:5]) is None
+
+
+def test_a_branch_trunk_tokens_are_counted_once_in_the_total_flops(tmp_path):
+    from mmlaws.study.summary import _flops
+
+    def write(rid, config, steps):
+        with RunLogWriter(tmp_path, {"run_id": rid, "datasets": {"code": 1.0}, "N": 1e3,
+                                     "N_convention": "total", "flops_per_token": 1e4,
+                                     "config": config}) as w:
+            for step, tokens in steps:
+                w.write({"kind": "step", "step": step, "tokens": tokens, "loss": 3.0})
+            w.write({"kind": "final", "step": steps[-1][0], "tokens": steps[-1][1], "loss": 3.0,
+                     "tokens_per_dataset": {"code": steps[-1][1]},
+                     "loss_per_dataset": {"code": 3.0}})
+
+    write("trunk", {}, [(1, 100.0), (2, 200.0), (3, 300.0)])
+    write("branch", {"trunk": "trunk", "fork_step": 2}, [(1, 100.0), (2, 200.0), (4, 400.0)])
+    total, note = _flops(read_runs(tmp_path))
+    assert total == pytest.approx(1e4 * (300 + 200)) and note == ""

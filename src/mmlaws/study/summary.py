@@ -74,16 +74,26 @@ def pair_verdict(entry: dict) -> tuple[str, str]:
     return "unresolved", f"C = {c} contains 0"
 
 
+def _shared_tokens(rec) -> float:
+    """Tokens a WSD branch's record counts from its trunk (trained once, by the trunk)."""
+    fork = (rec.header.get("config") or {}).get("fork_step")
+    if not fork:
+        return 0.0
+    return next((float(s["tokens"]) for s in rec.steps if s["step"] == fork), 0.0)
+
+
 def _flops(runs: RunTable) -> tuple[float, str]:
-    """Total training FLOPs of the runs: each header's ``flops_per_token`` × its tokens
-    (6·N·D for records that lack it, said so)."""
+    """Total training FLOPs of the runs: each header's ``flops_per_token`` × the tokens it
+    trained itself (a WSD branch's trunk tokens counted once, with the trunk; 6·N·D for records
+    that lack a FLOP count, said so)."""
     total, approx = 0.0, 0
     for k, rec in enumerate(runs.records):
         fpt = rec.header.get("flops_per_token")
+        tokens = float(runs.D[k]) - _shared_tokens(rec)
         if fpt:
-            total += float(fpt) * float(runs.D[k])
+            total += float(fpt) * tokens
         else:
-            total += 6.0 * float(runs.N[k]) * float(runs.D[k])
+            total += 6.0 * float(runs.N[k]) * tokens
             approx += 1
     note = f" ({approx} run(s) without a FLOP count: 6·N·D)" if approx else ""
     return total, note
