@@ -27,7 +27,6 @@ ETA) and a line is printed as each stack starts and ends.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import pathlib
@@ -41,7 +40,7 @@ from mmlaws.errors import ConfigError
 from mmlaws.laws.spikes import SPIKE_FACTOR
 from mmlaws.model import PRESETS, ModelConfig
 from mmlaws.model import training_flops_per_token as flops_per_token
-from mmlaws.study.stack import Programs, StackTrainer, capacities, stack_dir_name
+from mmlaws.study.stack import Programs, StackTrainer, stack_dir_name
 from mmlaws.study.streams import StreamKey, Streams
 from mmlaws.train.lock import FolderLock
 from mmlaws.train.optimizer import Recipe, peak_learning_rate
@@ -242,15 +241,9 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
                       eval_batch_size=settings.eval_batch_size)
     stacks = [s for s in (_to_train(s, stacks_dir, runs_dir)
                           for s in plan_stacks(runs, settings.max_stack)) if s]
-    eval_batches = streams.prepare_eval({(n, r.sequence_length, r.objective)
+    streams.prepare_eval({(n, r.sequence_length, r.objective)
                                          for s in stacks for r in s for n, _ in r.shares})
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     programs = {}
-    for stack in stacks:  # compiled ahead, in the order the stacks train
-        key = (stack[0].stack_key, max(len(r.shares) for r in stack))
-        if key not in programs:
-            programs[key] = Programs(stack[0], key[1], pool)
-        programs[key].prepare(capacities(stack), eval_batches, settings.eval_batch_size)
     total = sum(r.tokens for s in stacks for r in s)
     done = len(runs) - sum(len(s) for s in stacks)
     print(f"mmlaws engine: {len(runs)} runs, {done} already finished; {len(stacks)} stack(s) "
@@ -266,6 +259,8 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
                   f"{first.model} ({first.config.d_model} wide, {first.config.num_layers} layers)")
         t0 = time.perf_counter()
         key = (stack[0].stack_key, max(len(r.shares) for r in stack))
+        if key not in programs:  # one set of compiled programs per shape, kept for later stacks
+            programs[key] = Programs(first, key[1])
         trainer = StackTrainer(stack, streams, programs[key], runs_dir=str(runs_dir),
                                stack_dir=str(stacks_dir / stack_dir_name(stack)),
                                settings=settings, progress=lambda tok, s, f=fpt: meter(tok, f))
@@ -275,7 +270,6 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
         bar.write(f"mmlaws engine: stack {k}/{len(stacks)} done in {time.perf_counter() - t0:.0f} s"
                   f" ({len(trainer.failed)} failed)")
     bar.close()
-    pool.shutdown()
     seconds = time.perf_counter() - start
     print(f"mmlaws engine: {total / 1e6:.3g}M tokens in {seconds:.0f} s, "
           f"{meter.flops / max(seconds, 1e-9) / 1e9:.1f} model GFLOP/s", flush=True)

@@ -60,38 +60,33 @@ class Programs:
     """The compiled programs of one stack shape: the train step vmapped over ``capacity``
     slots (one per capacity) and the evaluation of one run on ``[E, B, T]`` batches.
 
-    Everything a stack will run is known from its design, so :meth:`prepare` compiles ahead
-    of time (:func:`jax.jit` ``.lower(...).compile()`` from abstract shapes) on a background
-    thread while earlier stacks train; :meth:`step` and :meth:`evaluate` wait for theirs.
+    Each is compiled (:func:`jax.jit` ``.lower(...).compile()`` from abstract shapes) the first
+    time it is needed and kept for every later stack of the same shape. Compilation stays on
+    the calling thread: tracing and lowering share process-wide MLIR and XLA state, and a
+    compile on a second thread racing the eager operations of the training thread aborted
+    the process (rarely, and only under load).
     """
 
-    def __init__(self, run, num_datasets: int, pool):
-        self.run, self.pool, self.K = run, pool, num_datasets
+    def __init__(self, run, num_datasets: int):
+        self.run, self.K = run, num_datasets
         self.setup = state_setup(run.config, run.direction_recipe,
                                  make_mesh({"data": 1}, jax.devices()[:1]))
         step = functools.partial(train_step, config=run.config, optimizer=self.setup.optimizer,
                                  vocab=run.layout, num_datasets=num_datasets)
         self._vstep = jax.jit(jax.vmap(step), donate_argnums=0)
         self._eval = jax.jit(functools.partial(_evaluate, config=run.config, vocab=run.layout))
-        self._futures: dict = {}
-
-    def prepare(self, capacities, eval_batches: int, eval_rows: int) -> None:
-        for c in capacities:
-            if ("step", c) not in self._futures:
-                self._futures["step", c] = self.pool.submit(self._compile_step, c)
-        key = ("eval", eval_batches, eval_rows)
-        if key not in self._futures:
-            self._futures[key] = self.pool.submit(self._compile_eval, eval_batches, eval_rows)
+        self._compiled: dict = {}
 
     def step(self, capacity: int):
-        self.prepare([capacity], 0, 0) if ("step", capacity) not in self._futures else None
-        return self._futures["step", capacity].result()
+        if ("step", capacity) not in self._compiled:
+            self._compiled["step", capacity] = self._compile_step(capacity)
+        return self._compiled["step", capacity]
 
     def evaluate(self, params, batches):
         key = ("eval", *batches["inputs"].shape[:2])
-        if key not in self._futures:
-            self._futures[key] = self.pool.submit(self._compile_eval, *key[1:])
-        return self._futures[key].result()(params, batches)
+        if key not in self._compiled:
+            self._compiled[key] = self._compile_eval(*key[1:])
+        return self._compiled[key](params, batches)
 
     def _compile_step(self, capacity: int):
         r = self.run
@@ -120,17 +115,6 @@ def _evaluate(params, batches, *, config, vocab):
     zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(one, params, first))
     add = lambda acc, b: (jax.tree.map(jnp.add, acc, one(params, b)), None)
     return jax.lax.scan(add, zero, batches)[0]
-
-
-def capacities(runs) -> list[int]:
-    """The capacities a stack of ``runs`` goes through, in order (failures aside)."""
-    events = sorted({r.start_step for r in runs} | {r.total_steps for r in runs})
-    out = []
-    for s in events:
-        n = sum(r.start_step <= s < r.total_steps for r in runs)
-        if n and (not out or out[-1] != capacity(n)):
-            out.append(capacity(n))
-    return out
 
 
 class RunHost:
