@@ -68,3 +68,17 @@ def test_bad_noise_is_refused():
     N, D = design_points([1e4, 1e5, 1e6], [1e6, 1e7])
     with pytest.raises(ValueError, match="noise"):
         design_power(N, D, LAW, noise=0.0)
+
+
+def test_profile_coverage_and_widths_follow_the_noise():
+    """The 95% profile intervals of the refits cover the planted exponents, and their median
+    width grows with the noise (about in proportion: 4x the noise, well over twice the width)."""
+    N, D = design_points([1e4, 3e4, 1e5, 3e5, 1e6], [1e6, 3e6, 1e7, 3e7])
+    quiet = design_power(N, D, LAW, noise=0.005, replicates=8, coverage=8, seed=4)
+    loud = design_power(N, D, LAW, noise=0.02, replicates=4, coverage=4, seed=4)
+    for k in ("alpha", "beta"):
+        assert quiet.params[k].coverage >= 0.75, quiet.params[k].line()
+        assert 0 < quiet.params[k].width < 0.1, quiet.params[k].line()
+        assert loud.params[k].width > 2 * quiet.params[k].width, loud.params[k].line()
+        assert "median width" in quiet.params[k].line()
+    assert quiet.params["E"].width is None  # profiles are formed for the exponents only

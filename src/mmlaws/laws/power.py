@@ -75,10 +75,12 @@ class ParameterPower:
     at_edge: float
     coverage: float | None
     identified: bool
+    width: float | None = None  # median width of the 95% profile intervals (with coverage)
 
     def line(self) -> str:
         verdict = "identified" if self.identified else "NOT identified"
-        cov = "" if self.coverage is None else f", 95% profile coverage {self.coverage:.0%}"
+        cov = "" if self.coverage is None else (f", 95% profile coverage {self.coverage:.0%}, "
+                                                f"median width {self.width:.3g}")
         return (f"{self.name}: {verdict} (truth {self.truth:.4g}, bias {self.bias:+.1%}, "
                 f"spread {self.spread:.1%}, at grid edge {self.at_edge:.0%}{cov})")
 
@@ -135,7 +137,8 @@ def _best_per_replicate(res, B: int, S: int) -> tuple[np.ndarray, int]:
     return params, int(converged.sum())
 
 
-def _summarise(name, truth, est, edge, covered, criteria: PowerCriteria) -> ParameterPower:
+def _summarise(name, truth, est, edge, covered, criteria: PowerCriteria,
+               widths=None) -> ParameterPower:
     est = np.asarray(est, np.float64)
     finite = est[np.isfinite(est)]
     scale = abs(truth) if truth != 0 else 1.0
@@ -147,7 +150,9 @@ def _summarise(name, truth, est, edge, covered, criteria: PowerCriteria) -> Para
     ok = (abs(bias) <= criteria.max_abs_bias and spread <= max_spread
           and at_edge <= criteria.max_at_edge)
     cov = None if covered is None else float(np.mean(covered))
-    return ParameterPower(name, float(truth), med, float(bias), spread, at_edge, cov, bool(ok))
+    width = None if widths is None else float(np.median(widths))  # unbounded ones count as inf
+    return ParameterPower(name, float(truth), med, float(bias), spread, at_edge, cov, bool(ok),
+                          width)
 
 
 def _edges(values: np.ndarray, grid: Mapping[str, Sequence[float]], name: str) -> np.ndarray:
@@ -197,19 +202,20 @@ def design_power(
         est = {"E": np.exp(e), "A": np.exp(a), "B": np.exp(b), "alpha": alpha, "beta": beta}
     raw = {"E": e, "A": a, "B": b, "alpha": alpha, "beta": beta}
     grid_name = {"E": "e", "A": "a", "B": "b", "alpha": "alpha", "beta": "beta"}
-    covered = _coverage(N, D, log_l[:coverage], best[:coverage], huber_delta, law) \
-        if coverage else {}
+    covered, widths = (_coverage(N, D, log_l[:coverage], best[:coverage], huber_delta, law)
+                       if coverage else ({}, {}))
     params = {k: _summarise(k, getattr(law, k), est[k], _edges(raw[k], edge_grid, grid_name[k]),
-                            covered.get(k), criteria)
+                            covered.get(k), criteria, widths.get(k))
               for k in ("E", "A", "B", "alpha", "beta")}
     return DesignPower(name, params, noise, replicates, R, converged)
 
 
-def _coverage(N, D, log_l, best, huber_delta, law) -> dict[str, np.ndarray]:
-    """Whether each replicate's 95% profile intervals for α and β cover the truth."""
+def _coverage(N, D, log_l, best, huber_delta, law):
+    """Whether each replicate's 95% profile intervals for α and β cover the truth, and their
+    widths (``inf`` where an end is unbounded or the profile failed): two dicts of [B]."""
     from mmlaws.laws.profile import profile_unimodal
 
-    out = {"alpha": [], "beta": []}
+    out, widths = {"alpha": [], "beta": []}, {"alpha": [], "beta": []}
     for ll, p in zip(log_l, best, strict=True):
         fit = fitting.unimodal_from_params(p)
         try:
@@ -217,10 +223,13 @@ def _coverage(N, D, log_l, best, huber_delta, law) -> dict[str, np.ndarray]:
         except ValueError:
             for k in out:
                 out[k].append(False)
+                widths[k].append(np.inf)
             continue
         for k in out:
             out[k].append(prof[k].covers(getattr(law, k)))
-    return {k: np.asarray(v) for k, v in out.items()}
+            widths[k].append(prof[k].upper - prof[k].lower if prof[k].bounded else np.inf)
+    return ({k: np.asarray(v) for k, v in out.items()},
+            {k: np.asarray(v, np.float64) for k, v in widths.items()})
 
 
 def interaction_power(

@@ -184,18 +184,19 @@ def power_section(power: dict) -> list[str]:
              "(`mmlaws.study.check_design`).", ""]
     if not power:
         return lines + ["- not checked (PowerSettings.replicates = 0)"]
-    lines += ["| dataset | parameter | truth | bias | spread | at grid edge | coverage | "
-              "identified |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| dataset | parameter | truth | bias | spread | at grid edge | 95% profile "
+              "coverage | median width | identified |", "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, p in power.items():
         if "error" in p:
-            lines.append(f"| {name} | — | {p['error']} | | | | | |")
+            lines.append(f"| {name} | — | {p['error']} | | | | | | |")
             continue
         notes.append(f"- {name}: {p['law']}; {p['num_runs']} runs, {p['noise']:.1%} noise, "
                      f"{p['replicates']} refits ({p['num_converged']} converged)")
         for k, v in p["params"].items():
             cov = "—" if v["coverage"] is None else f"{v['coverage']:.0%}"
+            width = "—" if v.get("width") is None else f"{v['width']:.3g}"
             lines.append(f"| {name} | {SYMBOLS.get(k, k)} | {v['truth']:.4g} | "
                          f"{v['bias']:+.1%} | {v['spread']:.1%} | {v['at_edge']:.0%} | {cov} | "
-                         f"{'yes' if v['identified'] else 'NO'} |")
+                         f"{width} | {'yes' if v['identified'] else 'NO'} |")
     return lines + [""] + notes
