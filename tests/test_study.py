@@ -240,3 +240,86 @@ def test_report_writes_figures_and_tables(known_study, tmp_path):
 def test_report_study_needs_a_study_folder(tmp_path):
     with pytest.raises(ConfigError, match="design.json"):
         report_study(study_dir=str(tmp_path))
+
+
+# ------------------------------------------------------------- a mixture design
+def test_plan_trains_each_pair_at_the_mixture_shares_on_the_chosen_models():
+    spec = Design(datasets=["text", "code"], models=MODELS, budgets=[2048, 8192],
+                  mixture_shares=[0.25, 0.75], mixture_models=["s", "m"], schedule="wsd")
+    runs = design.plan(spec, batch_size=4, sequence_length=64)
+    mixed = {k: r for k, r in runs.items() if r["role"] == "mixture"}
+    assert len(mixed) == 2 * 2 * 2  # shares x models x budgets, as WSD branches
+    r = mixed["code.25+text.75_s_D8.19k"]
+    assert r["bindings"]["SHARES"] == {"code": 0.25, "text": 0.75}
+    assert r["trunk"] == "code.25+text.75_s_trunk" and runs[r["trunk"]]["role"] == "trunk"
+    assert runs[r["trunk"]]["bindings"]["SHARES"] == {"code": 0.25, "text": 0.75}
+    assert "code.75+text.25_m_D2.05k" in mixed and not any("_l_" in k for k in mixed)
+    assert runs["code+text_s_D8.19k"]["bindings"]["SHARES"] == {"code": 0.5, "text": 0.5}
+    assert design.share_label(0.125) == "125" and design.share_label(0.7) == "7"
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"mixture_shares": [0.5]}, "other than 0.5"),
+    ({"mixture_shares": [1.2]}, r"in \(0, 1\)"),
+    ({"mixture_shares": [0.25], "pairs": False}, "trains no pair"),
+    ({"mixture_shares": [0.25], "mixture_models": ["zz"]}, "mixture_models"),
+])
+def test_plan_rejects_bad_mixture_designs(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        design.plan(Design(datasets=["text", "code"], models=MODELS, budgets=[1000], **kw),
+                    batch_size=2, sequence_length=8)
+
+
+MIX_SIZES = {"n1": 1e5, "n2": 4e5, "n3": 1.6e6, "n4": 6.4e6}
+
+
+@pytest.fixture(scope="module")
+def mixture_study(tmp_path_factory):
+    """A mixture design's records written from a planted per-modality mixture law, with
+    measured shares a little off the nominal ones (as padding leaves them)."""
+    from mmlaws.laws import MixtureLaw, PairMixing, Transfer
+    truth = MixtureLaw(laws={"a": LAW_I, "b": LAW_J}, pairs={("a", "b"): PairMixing(
+        ("a", "b"), alpha=0.3, beta=0.4, on_first=Transfer(C=0.15, A=8.0, B=60.0),
+        on_second=Transfer(C=0.05, A=4.0, B=150.0))})
+    spec = Design(datasets=["a", "b"], models={n: MODELS["s"] for n in MIX_SIZES},
+                  budgets=[1e6, 4e6, 1.6e7], mixture_shares=[0.25, 0.75])
+    plan = design.plan(spec, batch_size=8, sequence_length=128)
+    root, rng = tmp_path_factory.mktemp("mixture"), np.random.default_rng(1)
+    for rid, r in plan.items():
+        shares = r["bindings"]["SHARES"]
+        wa = shares.get("a", 0.0) * (1 + rng.normal(0, 1e-3)) if len(shares) == 2 else \
+            shares.get("a", 0.0)
+        w = {"a": wa, "b": 1 - wa}
+        N, D = MIX_SIZES[r["model"]], r["tokens"]
+        per = truth.predict_modalities(np.array([N]), np.array([D]), w)
+        losses = {d: float(per[d][0] * np.exp(rng.normal(0, 2e-3))) for d in shares}
+        header = {"run_id": rid, "datasets": shares, "N": N, "N_convention": "total",
+                  "objective": "cm3", "config": {"batch_tokens": 1024}}
+        with RunLogWriter(root / "runs" / rid, header) as log:
+            loss = sum(w[d] * v for d, v in losses.items())
+            log.write({"kind": "final", "step": 50, "tokens": D, "loss": loss,
+                       "tokens_per_dataset": {d: D * w[d] for d in shares},
+                       "loss_per_dataset": losses})
+    return plan, read_runs(root / "runs")
+
+
+@pytest.mark.slow
+def test_a_mixture_design_is_checked_on_a_held_out_share_beside_interpolation(mixture_study):
+    from mmlaws.study.analyse import _mixtures, held_share
+    from mmlaws.study.report import mixture_section
+    from mmlaws.study.summary import mixture_line
+    plan, runs = mixture_study
+    assert held_share([0, 0.25, 0.5, 0.75, 1]) == 0.5 and held_share([0, 1]) is None
+    entry = _mixtures(runs, plan)["a|b mixture"]
+    assert entry["held_share"] == 0.5 and entry["shares"][0] == 0 and entry["shares"][-1] == 1
+    h = entry["holdout"]
+    assert len(h["runs"]) == len(MIX_SIZES) * 3  # every 50/50 run, measured shares and all
+    law, interp = h["per_modality"]["law"], h["per_modality"]["interpolation"]
+    assert law < 0.01 and law < interp and not entry["at_bound"]
+    assert entry["law"]["form"] == "mixture"
+    line = mixture_line("a|b", entry)
+    assert "beats linear interpolation" in line and "held-out share 0.5" in line
+    table = "\n".join(mixture_section({"a|b mixture": entry}))
+    assert "| a \\| b | " in table and f"{100 * law:.2f}%" in table
+    bad = mixture_line("a|b", {"error": "too few runs", "held_share": None})
+    assert "no held-out check (too few runs)" in bad

@@ -157,3 +157,18 @@ def test_each_paper_config_trains_a_few_steps_at_tiny_width(repo_root, tmp_path,
         record = read_run(tmp_path / rid / f"{rid}.jsonl")
         assert record.finished and record.final["step"] == 2, rid
         assert "mmlaws attention: xla (config 'auto', platform cpu)" in done.stdout
+
+
+def test_the_mixture_config_adds_two_shares_of_the_pair_to_the_quickstart(repo_root, tmp_path,
+                                                                          capsys):
+    out, text = dry_run(repo_root, tmp_path, "mixture", capsys)
+    runs = json.loads((out / "design.json").read_text())
+    pair = {k: r for k, r in runs.items() if r["role"] == "law" and len(r["datasets"]) == 2}
+    mixed = {k: r for k, r in runs.items() if r["role"] == "mixture"}
+    assert len(mixed) == 2 * len(pair) and pair
+    for k, r in pair.items():  # the same widths and budgets at 25/75 and 75/25
+        for w in ("25", "75"):
+            twin = mixed[k.replace("code+text", f"code.{w}+text.{100 - int(w)}")]
+            assert twin["bindings"]["SHARES"]["code"] == int(w) / 100
+            assert (twin["tokens"], twin["model"]) == (r["tokens"], r["model"])
+    assert "at other shares of a pair" in text

@@ -91,7 +91,10 @@ def run_study(
                                sequence_length=run.sequence_length,
                                warmup_steps=run.warmup_steps, layout=data.layout)
     n_law = sum(r["role"] == "law" for r in runs.values())
-    print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws) over {list(design.datasets)}, "
+    n_mix = sum(r["role"] == "mixture" for r in runs.values())
+    mixed = f", {n_mix} at other shares of a pair" if n_mix else ""
+    print(f"mmlaws study: {len(runs)} runs ({n_law} for the laws{mixed}) over "
+          f"{list(design.datasets)}, "
           f"{len(design.models)} model sizes, budgets "
           f"{[design_lib.tokens_label(b) for b in design.budgets]}", flush=True)
     if not sweep.dry_run:

@@ -11,7 +11,12 @@ runs at other batch sizes are left out); the phenomena from :mod:`mmlaws.analysi
 - gradient-norm spike counts, and their correlation with log(N)/α_ij over each pair's runs;
 - the optimal batch size per dataset set from the batch scan (final losses at one budget,
   minimum of a parabola in log2 batch), ``log(b_ij / (b_i + b_j))`` per pair, and its
-  correlation with β_ij when there are three pairs or more.
+  correlation with β_ij when there are three pairs or more;
+- with a mixture design (runs of role ``mixture``: a pair at other shares than 50/50), the
+  per-modality mixture laws of each such pair (:func:`mmlaws.laws.mixture_entry`, fitted on the
+  pair's pure, 50/50 and mixture runs) under ``laws["<i>|<j> mixture"]``, checked on a held-out
+  share against linear interpolation in the share: the interior share nearest ½ that trained
+  shares bracket, so that interpolation is defined there.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 
 from mmlaws import analysis
 from mmlaws.laws.records import RunTable
+from mmlaws.laws.share_holdout import mixture_entry
 from mmlaws.laws.table import FitSettings, Progress, TableFits, fit_table
 
 
@@ -78,7 +84,35 @@ def analyse(
     ratios, results["ratio"] = _ratios(table, design, fits)
     results["spikes"] = _spikes(runs, table, fits)
     results["batch"] = _batch(runs, design, fits)
+    results["laws"].update(_mixtures(runs, design))
     return Analysis(results, table, fits, ratios, runs)
+
+
+def held_share(shares) -> float | None:
+    """The share a mixture design holds out: the interior share nearest ½ with trained shares
+    on both sides (None when no interior share has)."""
+    s = sorted({round(float(x), 6) for x in shares})
+    inner = [x for x in s if 0 < x < 1 and s[0] < x < s[-1]]
+    return min(inner, key=lambda x: (abs(x - 0.5), x)) if inner else None
+
+
+def _mixtures(runs: RunTable, design) -> dict:
+    """``{"<i>|<j> mixture": entry}`` for each pair trained at other shares than 50/50."""
+    out = {}
+    pairs = {tuple(d["datasets"]) for d in design.values() if d["role"] == "mixture"}
+    for pair in sorted(pairs):
+        keep = [k for k, r in enumerate(runs.run_id)
+                if design[str(r)]["role"] in ("law", "mixture")
+                and set(design[str(r)]["datasets"]) <= set(pair)]
+        sub = runs.take(keep)
+        nominal = [design[str(r)]["bindings"]["SHARES"].get(pair[0], 0.0) for r in sub.run_id]
+        held = held_share(nominal)
+        try:
+            entry = mixture_entry(sub, pair, held_share=held)
+        except ValueError as err:
+            entry = {"error": str(err)}
+        out["|".join(pair) + " mixture"] = {**entry, "held_share": held}
+    return out
 
 
 def _run_rows(runs: RunTable, design) -> list[dict]:

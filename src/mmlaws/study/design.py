@@ -141,6 +141,11 @@ def tokens_label(tokens: float) -> str:
     return f"{tokens:.0f}"
 
 
+def share_label(share: float) -> str:
+    """A share in a run id: its decimals (0.25 → ``25``, 0.125 → ``125``)."""
+    return f"{share:.6f}".rstrip("0").split(".")[1] or "0"
+
+
 def _check(design: Design, batch_size: int, sequence_length: int) -> None:
     datasets, models = design.datasets, design.models
     if len(set(datasets)) != len(datasets) or not datasets:
@@ -191,6 +196,19 @@ def _check(design: Design, batch_size: int, sequence_length: int) -> None:
             if len(set(pair)) != 2 or any(d not in datasets for d in pair):
                 raise ConfigError(f"study pairs: {list(pair)!r} is not a pair of datasets of "
                                   f"{list(datasets)}")
+    shares = design.mixture_shares
+    if shares:
+        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < 1
+               or w == 0.5 for w in shares) or len(set(shares)) != len(shares):
+            raise ConfigError(f"study mixture_shares={list(shares)!r}: distinct shares in (0, 1) "
+                              "other than 0.5 (every pair is trained at 50/50 already)")
+        if not any(len(s) == 2 for s in dataset_sets(design)):
+            raise ConfigError(f"study mixture_shares={list(shares)!r}: the design trains no pair "
+                              "(pairs=False or one dataset)")
+    bad = [m for m in design.mixture_models or () if m not in models]
+    if bad or (design.mixture_models is not None and not design.mixture_models):
+        raise ConfigError(f"study mixture_models={design.mixture_models!r}: models of "
+                          f"{sorted(models)} (unknown: {bad})")
 
 
 def scan_models(scan: Mapping) -> list[str]:
@@ -245,7 +263,8 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
     ``MICRO_BATCHES``).
 
     Law runs: every model × budget (× its seeds) on each dataset, each pair (``design.pairs``)
-    and all datasets together (``design.nmodal``); batch-scan runs (role ``batch``) as
+    and all datasets together (``design.nmodal``); mixture runs (role ``mixture``) of each pair
+    at ``design.mixture_shares``; batch-scan runs (role ``batch``) as
     :class:`~mmlaws.study.settings.Design` says. Steps = ⌈budget / (batch × sequence_length)⌉.
     A ``tokens_per_parameter`` band keeps each model's budgets within it (:func:`budgets_of`;
     ``layout`` counts the parameters).
@@ -258,18 +277,20 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
     sets = dataset_sets(design)
     runs = {}
 
-    def add(role, ds, model, tokens, batch, seed=0, **extra):
+    def add(role, ds, model, tokens, batch, seed=0, shares=None, **extra):
         steps = max(1, math.ceil(tokens / (batch * sequence_length)))
         spec = {**design.model_defaults, **design.models[model]}
         lr = spec.pop("peak_lr", None)
         rows = spec.pop("micro_batch_rows", None)
         preset = spec.pop("preset", design.base_model)
-        rid = f"{'+'.join(ds)}_{model}_" + ("trunk" if role == "trunk" else
-                                             f"D{tokens_label(tokens)}")
+        names = "+".join(ds) if shares is None else "+".join(
+            f"{d}.{share_label(w)}" for d, w in zip(ds, shares, strict=True))
+        rid = f"{names}_{model}_" + ("trunk" if role == "trunk" else f"D{tokens_label(tokens)}")
         if role == "batch":
             rid += f"_b{batch}"
         rid += f"_s{seed}" if seed else ""
-        bindings = {"SHARES": {d: 1.0 / len(ds) for d in ds}, "MODEL": preset,
+        shares = shares or [1.0 / len(ds)] * len(ds)
+        bindings = {"SHARES": dict(zip(ds, map(float, shares), strict=True)), "MODEL": preset,
                     "MODEL_OVERRIDES": spec, "STEPS": steps, "BATCH": batch,
                     "SEQ_LEN": sequence_length, "SEED": seed}
         if lr is not None:
@@ -290,6 +311,17 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
                 continue
             for tokens in budgets[model]:
                 add("law", ds, model, tokens, batch_size, seed)
+    mixed = design.mixture_models or tuple(design.models)
+    for ds, w, model in itertools.product([s for s in sets if len(s) == 2],
+                                          design.mixture_shares, mixed):
+        shares = (float(w), 1.0 - float(w))
+        for seed in range(design.seeds.get(model, 1)):
+            if design.schedule == "wsd":
+                _wsd(add, budgets[model], design, ds, model, seed, batch_size, sequence_length,
+                     warmup_steps, role="mixture", shares=shares)
+                continue
+            for tokens in budgets[model]:
+                add("mixture", ds, model, tokens, batch_size, seed, shares=shares)
     if design.batch_scan:
         scan, tokens = design.batch_scan, design.batch_scan["budget"]
         extra = scan.get("extra_batch_sizes", {})
@@ -303,7 +335,7 @@ def plan(design: Design, *, batch_size: int, sequence_length: int,
 
 
 def _wsd(add, budgets, design: Design, ds, model, seed, batch_size, sequence_length,
-         warmup_steps):
+         warmup_steps, role="law", shares=None):
     """A trunk and one branch per budget (Hägele et al. 2024): branch ``D`` forks from the
     trunk at ``(1 − cooldown)·D`` tokens (never inside the warm-up) and decays to 10% of the
     peak at ``D``."""
@@ -314,10 +346,10 @@ def _wsd(add, budgets, design: Design, ds, model, seed, batch_size, sequence_len
         fork = max(warmup_steps, min(steps - 1, round((1 - design.cooldown) * steps)))
         branches.append((tokens, fork))
     trunk_steps = max(fork for _, fork in branches)
-    trunk, _ = add("trunk", ds, model, trunk_steps * per_step, batch_size, seed,
+    trunk, _ = add("trunk", ds, model, trunk_steps * per_step, batch_size, seed, shares,
                    decay_start=None, constant=True)
     for tokens, fork in branches:
-        add("law", ds, model, tokens, batch_size, seed, trunk=trunk, fork_step=fork,
+        add(role, ds, model, tokens, batch_size, seed, shares, trunk=trunk, fork_step=fork,
             decay_start=fork)
 
 

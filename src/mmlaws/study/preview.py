@@ -106,13 +106,13 @@ def preview(design: Design, data: DataBuild, run: RunSettings, sweep: SweepSetti
     pairs = len(design_lib.dataset_sets(design)) - len(design.datasets)
     log(f"mmlaws study (dry run): {len(runs)} runs, {n_law} for the laws, over "
         f"{len(design.datasets)} datasets and {pairs} sets of several")
-    log(f"{'run':44s} {'role':5s} {'model':6s} {'N':>9s} {'tokens':>7s} {'batch':>5s} "
+    log(f"{'run':44s} {'role':7s} {'model':6s} {'N':>9s} {'tokens':>7s} {'batch':>5s} "
         f"{'steps':>7s} {'micro':>5s} {'remat':19s}{' hours' if hours else ''}")
     for rid, r in runs.items():
         config = design_lib.model_config(design, r["model"], data.layout)
         r["N"] = total_params(config)
         r["micro_batches"] = r["bindings"].get("MICRO_BATCHES", micro)
-        log(f"{rid:44s} {r['role']:5s} {r['model']:6s} {r['N'] / 1e6:8.1f}M "
+        log(f"{rid:44s} {r['role']:7s} {r['model']:6s} {r['N'] / 1e6:8.1f}M "
             f"{design_lib.tokens_label(r['tokens']):>7s} {r['batch']:5d} {r['steps']:7d} "
             f"{r['micro_batches']:5d} {config.remat:19s}"
             + (f" {hours[rid]:6.1f}" if hours else ""))

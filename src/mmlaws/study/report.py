@@ -228,6 +228,37 @@ def _holdout(entry: dict) -> str:
     return f"{100 * h['mean_abs_relative_error']:.2f}% on {len(h['held_out_runs'])} runs"
 
 
+def mixture_section(laws: dict) -> list[str]:
+    """The report's section on each pair's per-modality mixture laws (a mixture design)."""
+    entries = {k.removesuffix(" mixture"): e for k, e in laws.items() if k.endswith(" mixture")}
+    if not entries:
+        return []
+    lines = ["", "## Per-modality mixture laws and a held-out share", "",
+             "Each modality's loss inside the pair's mixtures, L_k(N, D, w) "
+             "(`mmlaws.laws.mixture`), fitted on the pair's pure, 50/50 and other-share runs "
+             "without those at the held-out share, then predicted there beside linear "
+             "interpolation in the share between the runs of the same N and D at the nearest "
+             "trained shares (mean |relative error| over the runs both predict). The law earns "
+             "its place only where it beats the interpolation.", "",
+             "| pair | runs | shares (first dataset) | held-out share | law, per modality | "
+             "interpolation, per modality | law, mixture loss | interpolation, mixture loss | "
+             "exponents at a bound |", "|---|---|---|---|---|---|---|---|---|"]
+    for pair, e in entries.items():
+        name = pair.replace("|", " \\| ")
+        if "error" in e:
+            lines.append(f"| {name} | — | — | {e.get('held_share')} | n/a ({e['error']}) "
+                         "| | | | |")
+            continue
+        h = e.get("holdout") or {}
+        pct = lambda v: "—" if v is None or v != v else f"{100 * v:.2f}%"
+        pm, mx = h.get("per_modality", {}), h.get("mixture", {})
+        lines.append(f"| {name} | {e['num_runs']} | {', '.join(f'{x:g}' for x in e['shares'])} "
+                     f"| {e.get('held_share', '—')} | {pct(pm.get('law'))} | "
+                     f"{pct(pm.get('interpolation'))} | {pct(mx.get('law'))} | "
+                     f"{pct(mx.get('interpolation'))} | {', '.join(e['at_bound']) or '—'} |")
+    return lines
+
+
 def _warnings(laws: dict) -> list[str]:
     """What each fit's runs leave undetermined (its ``warnings``), or that nothing is."""
     rows = [f"- **{name}**: {w}" for name, e in laws.items() for w in e.get("warnings") or []]
@@ -270,6 +301,7 @@ def markdown(a: Analysis, figures: list[str], title: str) -> str:
             lines.append(f"| {pname} | {e['num_runs']} | {_ci(e, 'C')} | "
                          f"{_ci(e, 'alpha')} | {_ci(e, 'beta')} | {star['N']} | {star['D']} | "
                          f"{star['compute']} | {_holdout(e)} | {_edge(e)} |")
+    lines += mixture_section(laws)
     lines += _warnings(laws)
     if r["ratio"]:
         lines += ["", "## Fig. 5 ratio ½(L_i + L_j) / L_pair (above 1: synergy, below 1: "

@@ -54,6 +54,13 @@ class Design:
       trained, so that every size sees budgets it can use (Hoffmann et al. 2022 train within
       such a band; far outside it Eq. 2's additive form does not hold). None: every size ×
       budget.
+    - ``mixture_shares``: a mixture design (Ye et al. 2024; :mod:`mmlaws.laws.mixture`): every
+      pair is also trained at these shares of its first dataset (alphabetical order; e.g.
+      ``[0.25, 0.75]``), with the same budgets, seeds and schedule, on ``mixture_models``
+      (default every model). Their runs (role ``mixture``, ids ``code.25+text.75_w8_D205k``)
+      stay out of the Eq. 2 and Eq. 4 fits; the study fits the per-modality mixture laws on the
+      pair's pure, 50/50 and mixture runs and checks them on a held-out share against linear
+      interpolation in the share (:func:`mmlaws.laws.mixture_entry`).
     """
 
     datasets: Sequence[str]
@@ -68,10 +75,15 @@ class Design:
     schedule: str = "decay"
     cooldown: float = 0.2
     tokens_per_parameter: Sequence[float] | None = None
+    mixture_shares: Sequence[float] = ()
+    mixture_models: Sequence[str] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(self.datasets))
         object.__setattr__(self, "budgets", tuple(self.budgets))
+        object.__setattr__(self, "mixture_shares", tuple(self.mixture_shares))
+        if self.mixture_models is not None:
+            object.__setattr__(self, "mixture_models", tuple(self.mixture_models))
         if self.tokens_per_parameter is not None:
             object.__setattr__(self, "tokens_per_parameter", tuple(self.tokens_per_parameter))
 

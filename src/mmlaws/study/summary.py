@@ -172,7 +172,26 @@ def summary_lines(r: dict, runs: RunTable, unimodal, bimodal) -> list[str]:
                 f"{len(ratios)} matched runs" if ratios else "")
         lines.append(f"- **{key.replace('|', ' | ')}**: {verdict.upper()} — {why}; {barrier}"
                      f"{seen}.")
+    lines += [mixture_line(k.removesuffix(" mixture"), e) for k, e in laws.items()
+              if k.endswith(" mixture")]
     return lines + [""]
+
+
+def mixture_line(pair: str, e: dict) -> str:
+    """A pair's mixture-law verdict: its held-out share error beside interpolation's."""
+    head = f"- **{pair.replace('|', ' | ')} mixtures**: "
+    h = e.get("holdout")
+    if "error" in e or not h:
+        return head + f"no held-out check ({e.get('error', 'no interior share to hold out')})."
+    law, interp = h["per_modality"]["law"], h["per_modality"]["interpolation"]
+    if law != law or interp != interp:
+        return head + f"share {e['held_share']:g} held out, but no run there is predicted by both."
+    wins = "beats" if law < interp else "does NOT beat"
+    bound = (f"; at a bound: {', '.join(e['at_bound'])}" if e["at_bound"] else
+             "; exponents interior")
+    return (head + f"the per-modality mixture law {wins} linear interpolation in the share on "
+            f"the held-out share {e['held_share']:g} ({100 * law:.2f}% vs {100 * interp:.2f}% "
+            f"mean |error| per modality, {e['num_runs']} runs){bound}.")
 
 
 def power_section(power: dict) -> list[str]:
