@@ -170,11 +170,28 @@ def summary_lines(r: dict, runs: RunTable, unimodal, bimodal) -> list[str]:
                   and "final_ratio" in x]
         seen = (f"; Fig. 5 ratio above 1 (synergy) in {sum(x > 1 for x in ratios)} of "
                 f"{len(ratios)} matched runs" if ratios else "")
+        trend = trend_text((r.get("interaction_trend") or {}).get(key))
         lines.append(f"- **{key.replace('|', ' | ')}**: {verdict.upper()} — {why}; {barrier}"
-                     f"{seen}.")
+                     f"{seen}.{trend}")
     lines += [mixture_line(k.removesuffix(" mixture"), e) for k, e in laws.items()
               if k.endswith(" mixture")]
     return lines + [""]
+
+
+def trend_text(t: dict | None) -> str:
+    """What the pair adds, read from the matched runs without a law (an ``InteractionTrend``)."""
+    if not t or "error" in t:
+        return ""
+    ci = lambda k, f="{:+.3f}": (f.format(t[k]) + " [" + f.format(t[k + "_ci"][0]) + ", "
+                                 + f.format(t[k + "_ci"][1]) + "]")
+    text = (f" Observed L_pair − ½(L_i + L_j) over {t['num_runs']} matched runs (positive: "
+            f"competition): {ci('mean')} nats at the runs' mean log N and log D, "
+            f"{ci('per_decade_D')} per decade of D, {ci('per_decade_N')} per decade of N "
+            f"(residual sd {t['residual_sd']:.3f}; {t['above']} of {t['num_runs']} runs above 0)")
+    if t["grows_with_data"]:
+        text += ("; it grows with data, which Eq. 4's interaction (falling with D for "
+                 "B_ij, β_ij > 0) cannot represent")
+    return text + "."
 
 
 def mixture_line(pair: str, e: dict) -> str:
