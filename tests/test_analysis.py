@@ -464,7 +464,7 @@ def test_interaction_trend_recovers_a_planted_trend_and_its_uncertainty():
     from mmlaws.analysis import interaction_trend
     rng = np.random.default_rng(0)
     N, D = (np.array(v, np.float64) for v in zip(*[(n, d) for n in (1e4, 3e4, 1e5, 3e5)
-                                                   for d in (2e5, 4e5, 8e5, 1.6e6)]))
+                                                   for d in (2e5, 4e5, 8e5, 1.6e6)], strict=True))
     x_n, x_d = np.log10(N) - np.log10(N).mean(), np.log10(D) - np.log10(D).mean()
     truth = 0.02 - 0.01 * x_n + 0.05 * x_d
     t = interaction_trend(N, D, truth + rng.normal(0, 0.005, len(N)))
