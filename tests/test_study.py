@@ -213,6 +213,10 @@ def test_analysis_phenomena_follow_the_runs(known_study):
             N, D / 2, D / 2)
         assert r["final_ratio"] == pytest.approx(true, abs=0.01)
         assert r["predicted_final_ratio"] == pytest.approx(true, abs=0.01)
+    trend = a.results["interaction_trend"]["a|b"]  # Δ = L_pair − ½(L_i + L_j) = TERM's value
+    assert trend["num_runs"] == len(ratio) and trend["above"] == len(ratio)  # competition
+    assert trend["per_decade_D_ci"][1] < 0 and trend["per_decade_N_ci"][1] < 0  # falls with both
+    assert not trend["grows_with_data"]
     c = a.results["spikes"]["correlation"]["a|b"]
     assert c["spearman"] > 0.9  # counts were written as floor(log N)
     assert a.results["spikes"]["counts"]["a_n1_D1M"] == 0
@@ -235,6 +239,7 @@ def test_report_writes_figures_and_tables(known_study, tmp_path):
     assert f"{a.results['laws']['a']['alpha']:.3g} [" in text  # value with its interval
     assert "held-out" in text and "% on 4 runs" in text
     assert text.splitlines()[2] == "## Result"
+    assert "Observed L_pair − ½(L_i + L_j) over 15 matched runs" in text
 
 
 def test_report_study_needs_a_study_folder(tmp_path):
@@ -304,22 +309,27 @@ def mixture_study(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_mixture_design_is_checked_on_a_held_out_share_beside_interpolation(mixture_study):
-    from mmlaws.study.analyse import _mixtures, held_share
+def test_a_mixture_design_is_checked_on_held_out_shares_beside_interpolation(mixture_study):
+    from mmlaws.study.analyse import _mixtures, held_shares
     from mmlaws.study.report import mixture_section
     from mmlaws.study.summary import mixture_line
     plan, runs = mixture_study
-    assert held_share([0, 0.25, 0.5, 0.75, 1]) == 0.5 and held_share([0, 1]) is None
+    assert held_shares([0, 0.25, 0.5, 0.75, 1]) == [0.25, 0.5, 0.75]
+    assert held_shares([0, 1]) == [] and held_shares([0.25, 0.5, 0.75]) == [0.5]
     entry = _mixtures(runs, plan)["a|b mixture"]
-    assert entry["held_share"] == 0.5 and entry["shares"][0] == 0 and entry["shares"][-1] == 1
-    h = entry["holdout"]
-    assert len(h["runs"]) == len(MIX_SIZES) * 3  # every 50/50 run, measured shares and all
-    law, interp = h["per_modality"]["law"], h["per_modality"]["interpolation"]
-    assert law < 0.01 and law < interp and not entry["at_bound"]
-    assert entry["law"]["form"] == "mixture"
+    assert entry["shares"] == [0, 0.25, 0.5, 0.75, 1]  # measured shares, to two places
+    assert [h["held_share"] for h in entry["holdouts"]] == [0.25, 0.5, 0.75]
+    for h in entry["holdouts"]:  # every run at the share, measured shares a little off
+        assert len(h["runs"]) == len(MIX_SIZES) * 3
+    out = entry["held_out"]
+    law, interp = out["per_modality"]["law"], out["per_modality"]["interpolation"]
+    assert law < 0.01 and law < interp and out["law_wins"] == 3 and out["exponents_interior"]
+    assert entry["law"]["form"] == "mixture" and not entry["at_bound"]
     line = mixture_line("a|b", entry)
-    assert "beats linear interpolation" in line and "held-out share 0.5" in line
+    assert "beats linear interpolation" in line and "0.25, 0.5, 0.75" in line
+    assert "better on 3 of 3" in line and "exponents interior" in line
     table = "\n".join(mixture_section({"a|b mixture": entry}))
-    assert "| a \\| b | " in table and f"{100 * law:.2f}%" in table
-    bad = mixture_line("a|b", {"error": "too few runs", "held_share": None})
+    assert table.count("| a \\| b | ") == 3
+    assert f"{100 * entry['holdouts'][1]['per_modality']['law']:.2f}%" in table
+    bad = mixture_line("a|b", {"error": "too few runs"})
     assert "no held-out check (too few runs)" in bad

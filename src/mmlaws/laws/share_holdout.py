@@ -138,19 +138,32 @@ def holdout_share(
                         rel(i_per, test.losses), rel(mix, test.loss), rel(i_mix, test.loss))
 
 
-def mixture_entry(table: RunTable, datasets: Sequence[str], *, held_share: float | None = None,
+def mixture_entry(table: RunTable, datasets: Sequence[str], *,
+                  held_shares: Sequence[float] = (),
                   laws: Mapping[str, UnimodalLaw] | None = None,
                   settings: MixtureFitSettings = MixtureFitSettings()) -> dict:
     """The JSON-ready entry a study writes for a pair's mixture design: the mixture laws fitted
-    on all of the pair's runs (pure and mixed) with their warnings, and with ``held_share`` the
-    held-out check against interpolation (:func:`holdout_share`). ``laws``: uni-modal laws to
-    hold fixed (default: fitted jointly, starting from none)."""
+    on all of the pair's runs (pure and mixed) with their warnings, and for each of
+    ``held_shares`` in turn the held-out check against interpolation (:func:`holdout_share`;
+    ``holdouts``, one entry per share, and their means over the shares in ``held_out``).
+    ``laws``: uni-modal laws to hold fixed (default: fitted jointly, starting from none)."""
     runs = MixtureRuns.from_table(table, datasets)
     fit = fit_mixture(runs, laws=laws, settings=settings)
     entry = {"law": fit.as_dict(), "num_runs": len(runs), "objective": fit.info.objective,
              "num_converged": fit.info.num_converged, "num_starts": fit.info.num_starts,
              "at_bound": list(fit.info.on_boundary), "warnings": list(fit.info.warnings),
-             "shares": sorted({round(float(x), 6) for x in runs.shares[:, 0]})}
-    if held_share is not None:
-        entry["holdout"] = holdout_share(runs, held_share, laws=laws, settings=settings).as_dict()
+             "shares": sorted({round(float(x), 2) for x in runs.shares[:, 0]})}
+    holdouts = [holdout_share(runs, w, laws=laws, settings=settings).as_dict()
+                for w in held_shares]
+    if holdouts:
+        entry["holdouts"] = holdouts
+        mean = lambda part, who: float(np.nanmean([h[part][who] for h in holdouts]))
+        entry["held_out"] = {
+            "shares": [h["held_share"] for h in holdouts],
+            "per_modality": {"law": mean("per_modality", "law"),
+                             "interpolation": mean("per_modality", "interpolation")},
+            "mixture": {"law": mean("mixture", "law"),
+                        "interpolation": mean("mixture", "interpolation")},
+            "law_wins": sum(bool(h["law_beats_interpolation"]) for h in holdouts),
+            "exponents_interior": all(h["exponents_interior"] for h in holdouts)}
     return entry

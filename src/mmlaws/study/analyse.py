@@ -16,9 +16,9 @@ runs at other batch sizes are left out); the phenomena from :mod:`mmlaws.analysi
   correlation with β_ij when there are three pairs or more;
 - with a mixture design (runs of role ``mixture``: a pair at other shares than 50/50), the
   per-modality mixture laws of each such pair (:func:`mmlaws.laws.mixture_entry`, fitted on the
-  pair's pure, 50/50 and mixture runs) under ``laws["<i>|<j> mixture"]``, checked on a held-out
-  share against linear interpolation in the share: the interior share nearest ½ that trained
-  shares bracket, so that interpolation is defined there.
+  pair's pure, 50/50 and mixture runs) under ``laws["<i>|<j> mixture"]``, checked against
+  linear interpolation in the share on each interior share in turn, held out of the fit (those
+  that trained shares bracket, so that interpolation is defined there).
 """
 
 from __future__ import annotations
@@ -91,12 +91,11 @@ def analyse(
     return Analysis(results, table, fits, ratios, runs)
 
 
-def held_share(shares) -> float | None:
-    """The share a mixture design holds out: the interior share nearest ½ with trained shares
-    on both sides (None when no interior share has)."""
+def held_shares(shares) -> list[float]:
+    """The shares a mixture design holds out, one at a time: every interior share with trained
+    shares on both sides (so that interpolation in the share is defined there)."""
     s = sorted({round(float(x), 6) for x in shares})
-    inner = [x for x in s if 0 < x < 1 and s[0] < x < s[-1]]
-    return min(inner, key=lambda x: (abs(x - 0.5), x)) if inner else None
+    return [x for x in s if 0 < x < 1 and s[0] < x < s[-1]]
 
 
 def _mixtures(runs: RunTable, design) -> dict:
@@ -109,12 +108,11 @@ def _mixtures(runs: RunTable, design) -> dict:
                 and set(design[str(r)]["datasets"]) <= set(pair)]
         sub = runs.take(keep)
         nominal = [design[str(r)]["bindings"]["SHARES"].get(pair[0], 0.0) for r in sub.run_id]
-        held = held_share(nominal)
         try:
-            entry = mixture_entry(sub, pair, held_share=held)
+            entry = mixture_entry(sub, pair, held_shares=held_shares(nominal))
         except ValueError as err:
             entry = {"error": str(err)}
-        out["|".join(pair) + " mixture"] = {**entry, "held_share": held}
+        out["|".join(pair) + " mixture"] = entry
     return out
 
 

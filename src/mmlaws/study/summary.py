@@ -195,20 +195,22 @@ def trend_text(t: dict | None) -> str:
 
 
 def mixture_line(pair: str, e: dict) -> str:
-    """A pair's mixture-law verdict: its held-out share error beside interpolation's."""
+    """A pair's mixture-law verdict: its held-out shares' errors beside interpolation's."""
     head = f"- **{pair.replace('|', ' | ')} mixtures**: "
-    h = e.get("holdout")
+    h = e.get("held_out")
     if "error" in e or not h:
         return head + f"no held-out check ({e.get('error', 'no interior share to hold out')})."
     law, interp = h["per_modality"]["law"], h["per_modality"]["interpolation"]
     if law != law or interp != interp:
-        return head + f"share {e['held_share']:g} held out, but no run there is predicted by both."
-    wins = "beats" if law < interp else "does NOT beat"
-    bound = (f"; at a bound: {', '.join(e['at_bound'])}" if e["at_bound"] else
-             "; exponents interior")
-    return (head + f"the per-modality mixture law {wins} linear interpolation in the share on "
-            f"the held-out share {e['held_share']:g} ({100 * law:.2f}% vs {100 * interp:.2f}% "
-            f"mean |error| per modality, {e['num_runs']} runs){bound}.")
+        return head + "no held-out run is predicted by both the law and interpolation."
+    n = len(h["shares"])
+    verdict = "beats" if law < interp else "does NOT beat"
+    bound = ("exponents interior" if h["exponents_interior"] and not e["at_bound"] else
+             "at a bound: " + ", ".join(e["at_bound"] or ["in some held-out fits"]))
+    return (head + f"the per-modality mixture law {verdict} linear interpolation in the share "
+            f"({100 * law:.2f}% vs {100 * interp:.2f}% mean |error| per modality over the "
+            f"held-out shares {', '.join(f'{w:g}' for w in h['shares'])}, held out one at a "
+            f"time; better on {h['law_wins']} of {n}); {bound}.")
 
 
 def power_section(power: dict) -> list[str]:
