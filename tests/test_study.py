@@ -213,7 +213,7 @@ def test_analysis_phenomena_follow_the_runs(known_study):
             N, D / 2, D / 2)
         assert r["final_ratio"] == pytest.approx(true, abs=0.01)
         assert r["predicted_final_ratio"] == pytest.approx(true, abs=0.01)
-    trend = a.results["interaction_trend"]["a|b"]  # Δ = L_pair − ½(L_i + L_j) = TERM's value
+    trend = a.results["laws"]["a|b"]["interaction_trend"]  # Δ = L_pair − ½(L_i + L_j): TERM
     assert trend["num_runs"] == len(ratio) and trend["above"] == len(ratio)  # competition
     assert trend["per_decade_D_ci"][1] < 0 and trend["per_decade_N_ci"][1] < 0  # falls with both
     assert not trend["grows_with_data"]

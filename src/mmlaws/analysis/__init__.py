@@ -27,11 +27,9 @@ from mmlaws.analysis.flatness import (
     running_median,
 )
 from mmlaws.analysis.ratio import (
-    InteractionTrend,
     RatioCurve,
     competition_ratio,
     end_tokens,
-    interaction_trend,
     predicted_final_ratio,
     ratio_verdict,
 )
@@ -39,7 +37,6 @@ from mmlaws.analysis.spikes import running_median_spikes, spike_correlation, spi
 
 __all__ = [
     "Correlation",
-    "InteractionTrend",
     "OptimalBatch",
     "RatioCurve",
     "batch_beta_correlation",
@@ -51,7 +48,6 @@ __all__ = [
     "flatness",
     "flatness_alpha_correlation",
     "flatness_percentage",
-    "interaction_trend",
     "interp_log_tokens",
     "log_parabola_minimum",
     "optimal_batch_size",

@@ -37,6 +37,7 @@ _EXPORTS = {
     "records": ("RunLogWriter", "RunRecord", "RunTable", "read_csv", "read_run", "read_runs"),
     "solver": ("MultiStartResult", "minimize_multistart"),
     "table": ("FitSettings", "TableFits", "fit_table"),
+    "trend": ("InteractionTrend", "interaction_trend"),
     "uncertainty": ("BootstrapResult", "HoldoutResult", "bootstrap_bimodal", "bootstrap_unimodal",
                     "holdout_bimodal", "holdout_unimodal"),
 }

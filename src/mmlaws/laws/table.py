@@ -26,6 +26,7 @@ from mmlaws.laws.optimal import FlopsPerToken, cheapest_crossing
 from mmlaws.laws.profile import profile_bimodal, profile_unimodal
 from mmlaws.laws.published import HUBER_DELTA
 from mmlaws.laws.records import RunTable
+from mmlaws.laws.trend import interaction_trend
 from mmlaws.laws.uncertainty import (
     bootstrap_bimodal,
     bootstrap_unimodal,
@@ -273,6 +274,11 @@ def _fit_pair(runs: RunTable, pair: tuple[str, str], laws, held_laws, fit: FitSe
         entry["observed_difference"] = {
             "run_id": [str(x) for x in runs.run_id],
             "value": (runs.loss - base).tolist()}  # L_pair − ½(L_i + L_j), nats
+        try:  # what the pair adds, read without Eq. 4's form
+            entry["interaction_trend"] = interaction_trend(runs.N, D_i + D_j,
+                                                           runs.loss - base).as_dict()
+        except ValueError as err:
+            entry["interaction_trend"] = {"error": str(err)}
     if fit.bootstrap_samples:
         bs = bootstrap_bimodal(runs.N, D_i, D_j, runs.loss, law,
                                num_samples=fit.bootstrap_samples, huber_delta=delta, base=base)

@@ -7,9 +7,8 @@ runs at other batch sizes are left out); the phenomena from :mod:`mmlaws.analysi
 - flatness per dataset after warm-up (``loss_per_dataset`` step curves: datasets that share a
   token range, such as text and code, are told apart by dataset, not vocabulary modality);
 - the Figure 5 ratio ½(L_i + L_j)/L_pair (above 1: synergy, Eq. 5) for every pair run whose
-  uni-modal runs of the same size finished at its per-dataset tokens, and over those runs the
-  trend of Δ = L_pair − ½(L_i + L_j) in log N and log D (:func:`mmlaws.analysis.interaction_trend`:
-  what the pair adds, read without Eq. 4's form);
+  uni-modal runs of the same size finished at its per-dataset tokens (the pair's law entry
+  carries the trend of L_pair − ½(L_i + L_j) over those runs, :mod:`mmlaws.laws.trend`);
 - gradient-norm spike counts, and their correlation with log(N)/α_ij over each pair's runs;
 - the optimal batch size per dataset set from the batch scan (final losses at one budget,
   minimum of a parabola in log2 batch), ``log(b_ij / (b_i + b_j))`` per pair, and its
@@ -84,7 +83,6 @@ def analyse(
     results = {"runs": _run_rows(runs, design), "laws": fits.results}
     results["flatness"] = _flatness(runs, warmup_tokens, flatness_window, flatness_eps)
     ratios, results["ratio"] = _ratios(table, design, fits)
-    results["interaction_trend"] = _trends(results["ratio"])
     results["spikes"] = _spikes(runs, table, fits)
     results["batch"] = _batch(runs, design, fits)
     results["laws"].update(_mixtures(runs, design))
@@ -183,24 +181,11 @@ def _ratios(table: RunTable, design, fits: TableFits, rtol_tokens: float = 0.05)
                 continue
             curves[(i, j)][rid] = c
             final = float(c.ratio[-1]) if c.final is None else float(c.final)
-            extra = {}
-            if c.final is not None and pair.final:  # Δ = L_pair − ½(L_i + L_j), final losses
-                extra["delta"] = float(pair.final["loss"]) * (1.0 - final)
             rows.append({**row, "N": c.N, "uni_runs": [r.run_id for r in found],
                          "final_ratio": final, "verdict": analysis.ratio_verdict(final),
-                         "predicted_final_ratio": c.predicted_final, **extra})
+                         "predicted_final_ratio": c.predicted_final})
     return curves, rows
 
-
-def _trends(rows) -> dict:
-    """``{pair: InteractionTrend as a dict (or its error)}`` over the matched runs' Δ."""
-    out = {}
-    for pair in sorted({r["pair"] for r in rows}):
-        got = [r for r in rows if r["pair"] == pair and "delta" in r]
-        trend, err = _try(analysis.interaction_trend, [r["N"] for r in got],
-                          [r["tokens"] for r in got], [r["delta"] for r in got])
-        out[pair] = {"error": err} if err else trend.as_dict()
-    return out
 
 
 def _spikes(runs: RunTable, law_runs: RunTable, fits: TableFits) -> dict:

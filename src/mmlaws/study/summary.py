@@ -170,7 +170,7 @@ def summary_lines(r: dict, runs: RunTable, unimodal, bimodal) -> list[str]:
                   and "final_ratio" in x]
         seen = (f"; Fig. 5 ratio above 1 (synergy) in {sum(x > 1 for x in ratios)} of "
                 f"{len(ratios)} matched runs" if ratios else "")
-        trend = trend_text((r.get("interaction_trend") or {}).get(key))
+        trend = trend_text(e.get("interaction_trend"))
         lines.append(f"- **{key.replace('|', ' | ')}**: {verdict.upper()} — {why}; {barrier}"
                      f"{seen}.{trend}")
     lines += [mixture_line(k.removesuffix(" mixture"), e) for k, e in laws.items()
