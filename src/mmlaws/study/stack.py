@@ -160,7 +160,12 @@ class StackTrainer:
         self.outputs: list = []  # (step, slots, device outputs) not yet written
         self.clock = time.perf_counter()
         self._rngs, self._schedules = {}, {}
-        self.ckpt = Checkpointer(self.stack_dir / "checkpoints", every=0, keep=2)
+        # Saved synchronously: the first save (step 0) is followed at once by the stack's first
+        # compilation, and orbax's writer threads racing JAX's tracing and compilation on the
+        # main thread aborted the process (rarely, under load). A stack of tiny models saves in
+        # a fraction of a second.
+        self.ckpt = Checkpointer(self.stack_dir / "checkpoints", every=0, keep=2,
+                                 asynchronous=False)
 
     # -- composition ---------------------------------------------------------------------------
     def active(self, step: int) -> list[str]:
@@ -391,6 +396,7 @@ class StackTrainer:
         extra = {"step": step, "slots": self.slots, "failed": self.failed,
                  "hosts": {rid: h.get_state() for rid, h in self.hosts.items()}}
         self.ckpt.save(step, state, extra, force=True)
+        self.ckpt.wait()  # nothing of orbax's runs beside the next step (see __init__)
 
     def resume(self) -> tuple[int, object]:
         """(step, stacked state or None) from the newest loadable checkpoint, the logs of the
