@@ -155,4 +155,3 @@ def competition_ratio(
 def predicted_final_ratio(law: BimodalLaw, N: float, D_i: float, D_j: float) -> float:
     """``law.independent(N, D_i, D_j) / law.predict(N, D_i, D_j)`` (N parameters, D tokens)."""
     return float(law.independent(N, D_i, D_j) / law.predict(N, D_i, D_j))
-

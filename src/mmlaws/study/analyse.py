@@ -187,7 +187,6 @@ def _ratios(table: RunTable, design, fits: TableFits, rtol_tokens: float = 0.05)
     return curves, rows
 
 
-
 def _spikes(runs: RunTable, law_runs: RunTable, fits: TableFits) -> dict:
     """Spike counts of every run; the correlation over each pair's law runs (one batch size)."""
     counts = analysis.spike_counts(runs.records)

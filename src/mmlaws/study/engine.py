@@ -242,7 +242,7 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
     stacks = [s for s in (_to_train(s, stacks_dir, runs_dir)
                           for s in plan_stacks(runs, settings.max_stack)) if s]
     streams.prepare_eval({(n, r.sequence_length, r.objective)
-                                         for s in stacks for r in s for n, _ in r.shares})
+                          for s in stacks for r in s for n, _ in r.shares})
     programs = {}
     total = sum(r.tokens for s in stacks for r in s)
     done = len(runs) - sum(len(s) for s in stacks)

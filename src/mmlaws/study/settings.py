@@ -59,8 +59,8 @@ class Design:
       ``[0.25, 0.75]``), with the same budgets, seeds and schedule, on ``mixture_models``
       (default every model). Their runs (role ``mixture``, ids ``code.25+text.75_w8_D205k``)
       stay out of the Eq. 2 and Eq. 4 fits; the study fits the per-modality mixture laws on the
-      pair's pure, 50/50 and mixture runs and checks them on a held-out share against linear
-      interpolation in the share (:func:`mmlaws.laws.mixture_entry`).
+      pair's pure, 50/50 and mixture runs and checks them on each interior share, held out in
+      turn, against linear interpolation in the share (:func:`mmlaws.laws.mixture_entry`).
     """
 
     datasets: Sequence[str]

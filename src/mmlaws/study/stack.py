@@ -62,9 +62,9 @@ class Programs:
 
     Each is compiled (:func:`jax.jit` ``.lower(...).compile()`` from abstract shapes) the first
     time it is needed and kept for every later stack of the same shape. Compilation stays on
-    the calling thread: tracing and lowering share process-wide MLIR and XLA state, and a
-    compile on a second thread racing the eager operations of the training thread aborted
-    the process (rarely, and only under load).
+    the calling thread, with nothing else of JAX's or orbax's running beside it: a compile on a
+    second thread beside the training thread's eager operations, and orbax's writer threads
+    beside the first compilation, each aborted the process (rarely, under load).
     """
 
     def __init__(self, run, num_datasets: int):
