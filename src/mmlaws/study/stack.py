@@ -20,14 +20,15 @@ lines up to the fork and says which trunk it shares. Step outputs stay on the de
 written every ``sync_every`` steps, so the host prepares the next batches while the device
 computes.
 
-**Checkpoints** (orbax, one folder per stack) hold the stacked state and, as JSON, the step,
-the slots, the host counters of every run and the failed runs. A stack saves at step 0 and
-every ``checkpoint_every`` steps. On resume every run still active at the checkpoint's step
-has its log cut back to that step (:func:`mmlaws.laws.records.truncate_run_log`; a final line
-written after it goes too, and the run is trained to its end again), and the log of a branch
-forked later is removed: the stack then computes exactly what it computed before the kill, so a
-killed and resumed stack writes the same lines as an uninterrupted one. Step lines are written
-every ``sync_every`` steps (counted from step 0) and at every run's end.
+**Checkpoints** (:mod:`mmlaws.study.stack_checkpoint`, one folder per stack) hold the stacked
+state and, as JSON, the step, the slots, the host counters of every run and the failed runs. A
+stack saves at step 0 and every ``checkpoint_every`` steps. On resume every run still active at
+the checkpoint's step has its log cut back to that step
+(:func:`mmlaws.laws.records.truncate_run_log`; a final line written after it goes too, and the
+run is trained to its end again), and the log of a branch forked later is removed: the stack
+then computes exactly what it computed before the kill, so a killed and resumed stack writes the
+same lines as an uninterrupted one. Step lines are written every ``sync_every`` steps (counted
+from step 0) and at every run's end.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ from mmlaws.data.batch import DTYPES, FIELDS
 from mmlaws.laws.records import truncate_run_log
 from mmlaws.laws.spikes import SpikeDetector
 from mmlaws.model import make_mesh
+from mmlaws.study.stack_checkpoint import StackCheckpoints
 from mmlaws.study.streams import Streams
 from mmlaws.train import metrics
-from mmlaws.train.checkpoint import Checkpointer
 from mmlaws.train.header import run_header
 from mmlaws.train.runlog import RunLog
 from mmlaws.train.state import state_setup
@@ -62,9 +63,9 @@ class Programs:
 
     Each is compiled (:func:`jax.jit` ``.lower(...).compile()`` from abstract shapes) the first
     time it is needed and kept for every later stack of the same shape. Compilation stays on
-    the calling thread, with nothing else of JAX's or orbax's running beside it: a compile on a
-    second thread beside the training thread's eager operations, and orbax's writer threads
-    beside the first compilation, each aborted the process (rarely, under load).
+    the calling thread: a compile on a second thread beside the training thread's eager
+    operations aborted the process (rarely, under load), as orbax's writer threads did beside
+    a stack's first save and compilation (hence :mod:`mmlaws.study.stack_checkpoint`).
     """
 
     def __init__(self, run, num_datasets: int):
@@ -160,12 +161,7 @@ class StackTrainer:
         self.outputs: list = []  # (step, slots, device outputs) not yet written
         self.clock = time.perf_counter()
         self._rngs, self._schedules = {}, {}
-        # Saved synchronously: the first save (step 0) is followed at once by the stack's first
-        # compilation, and orbax's writer threads racing JAX's tracing and compilation on the
-        # main thread aborted the process (rarely, under load). A stack of tiny models saves in
-        # a fraction of a second.
-        self.ckpt = Checkpointer(self.stack_dir / "checkpoints", every=0, keep=2,
-                                 asynchronous=False)
+        self.ckpt = StackCheckpoints(self.stack_dir / "checkpoints", keep=2)
 
     # -- composition ---------------------------------------------------------------------------
     def active(self, step: int) -> list[str]:
@@ -244,7 +240,6 @@ class StackTrainer:
                     self.save(step, state)
         finally:
             self.flush()
-            self.ckpt.close()
             for log in self.logs.values():
                 log.close()
         return {rid: self.failed.get(rid) or self.final(rid) for rid in self.by_id}
@@ -395,8 +390,7 @@ class StackTrainer:
         self.flush()  # the host counters must account for every step up to this one
         extra = {"step": step, "slots": self.slots, "failed": self.failed,
                  "hosts": {rid: h.get_state() for rid, h in self.hosts.items()}}
-        self.ckpt.save(step, state, extra, force=True)
-        self.ckpt.wait()  # nothing of orbax's runs beside the next step (see __init__)
+        self.ckpt.save(step, state, extra)
 
     def resume(self) -> tuple[int, object]:
         """(step, stacked state or None) from the newest loadable checkpoint, the logs of the
