@@ -52,6 +52,7 @@ def lines(path, kind="step"):
     return out
 
 
+@pytest.mark.fresh_process
 def test_a_stacked_run_computes_what_it_computes_alone(data_dir, tmp_path):
     """Three runs with different budgets, peak rates, seeds and datasets in one stack: each
     run's per-step losses equal those of the training loop run alone (float reassociation)."""
@@ -80,6 +81,7 @@ def test_a_stacked_run_computes_what_it_computes_alone(data_dir, tmp_path):
         assert [s["tokens"] for s in stacked] == [s["tokens"] for s in alone]
 
 
+@pytest.mark.fresh_process
 def test_a_branch_counts_its_trunks_tokens(data_dir, tmp_path):
     """A WSD branch's step lines and final record go on from its trunk's counters: its D is
     every token it has seen (the trunk's up to the fork, then its own), the same count as a
@@ -108,6 +110,7 @@ def test_shapes_are_stacked_apart_and_trunks_stay_with_their_branches():
     assert all(len(s) <= 3 for s in ids)
 
 
+@pytest.mark.fresh_process
 def test_a_failing_run_is_marked_failed_and_the_others_finish(data_dir, tmp_path):
     runs = [run("ok", {"code": 1.0}, 12, 1e-3), run("bad", {"text": 1.0}, 12, 1e30)]
     settings = EngineSettings(eval_tokens=1500, sync_every=2, checkpoint_every=0,
@@ -122,6 +125,7 @@ def test_a_failing_run_is_marked_failed_and_the_others_finish(data_dir, tmp_path
     assert again["ok"] == results["ok"] and again["bad"] == results["bad"]
 
 
+@pytest.mark.fresh_process
 def test_duplicate_run_ids_are_refused(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="duplicate run ids"):
         train_design([run("a", {"code": 1.0}, 4, 1e-3)] * 2, output_dir=str(tmp_path),
