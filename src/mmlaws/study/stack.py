@@ -63,9 +63,9 @@ class Programs:
 
     Each is compiled (:func:`jax.jit` ``.lower(...).compile()`` from abstract shapes) the first
     time it is needed and kept for every later stack of the same shape. Compilation stays on
-    the calling thread: a compile on a second thread beside the training thread's eager
-    operations aborted the process (rarely, under load), as orbax's writer threads did beside
-    a stack's first save and compilation (hence :mod:`mmlaws.study.stack_checkpoint`).
+    the calling thread: in CI the process aborted, rarely and under load, with a compile on a
+    second thread beside the training thread's eager operations (and, later, with orbax's
+    writer threads beside a stack's first save; see :mod:`mmlaws.study.stack_checkpoint`).
     """
 
     def __init__(self, run, num_datasets: int):

@@ -2,10 +2,9 @@
 
 A stack holds tiny models (kilobytes to a few megabytes for the whole stack), on one host, so
 its checkpoints need none of orbax's machinery for sharded, asynchronous saves of large states
-(the single-run training loop keeps orbax, :mod:`mmlaws.train.checkpoint`). Saving through
-orbax here started its writer threads beside the stack's first compilation and, rarely and only
-under load, the process aborted (three CI runs in a row, always at a stack's first save); this
-module writes from the calling thread and starts no thread.
+(the single-run training loop keeps orbax, :mod:`mmlaws.train.checkpoint`). Here they are
+written from the calling thread, with no thread started: in CI the process aborted, rarely and
+only under load, with orbax's writer threads starting at a stack's first save.
 
 Layout: ``<directory>/<step>/state.npz`` (the state's leaves in tree order, ``leaf_0`` …) and
 ``extra.json``. A save writes into ``<step>.tmp-<pid>`` and renames it into place, so a kill
