@@ -62,3 +62,18 @@ def pytest_pyfunc_call(pyfuncitem):
         pytest.fail(f"{pyfuncitem.nodeid} failed in a fresh process (rc {out.returncode}):\n"
                     f"{out.stdout[-6000:]}\n{out.stderr[-3000:]}", pytrace=False)
     return True
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_compiled_programs():
+    """After each test module, JAX's compiled programs are dropped. A test worker lives through
+    hundreds of tests; every compiled CPU program keeps its code mapped, and a worker that had
+    gathered thousands crashed inside XLA (abort or segfault, in whichever test compiled next,
+    about three quarters through the suite)."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
