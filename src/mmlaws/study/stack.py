@@ -8,11 +8,15 @@ that batching may change).
 
 **Who is in the stack at step s** is a pure function of the design: run r is active while
 ``start_r ≤ s < end_r`` (``start`` is 0, or the fork step of a warm-up–stable–decay branch;
-``end`` its total steps) and it has not failed. The stack has a *capacity* of slots, the power
-of two at or above the number of active runs: a run keeps its slot while it trains, a new
-branch takes a free slot as a copy of its trunk's row, and a free slot computes a copy of an
-active row whose result is dropped. The state is re-packed only when the capacity changes, so
-a stack compiles one program per capacity (a few), not one per composition.
+``end`` its total steps) and it has not failed. The stack holds one slot per active run and no
+more: when the composition changes the state is re-packed on the host (rows copied as host
+arrays, so no program is compiled for it), continuing runs first in their order, then new
+ones, a new branch as a copy of its trunk's row. A stack compiles one train step per number
+of active runs it meets (two or three for warm-up–stable–decay designs: the trunks alone, and
+the trunks with one cooldown branch each). A free slot would compute a dropped copy of an
+active row: on two cores a step's time grows in proportion to its rows from width 16 up
+(``benchmarks/stack_rows.py``: width 48, 18 ms a step for one row, 146 ms for eight), so
+padding 6 runs to 8 slots costs a quarter of the compute, far more than a compile (3 s).
 
 **Records.** Each run writes the JSONL run record of :mod:`mmlaws.laws.records` (step lines,
 events, a final line with its held-out losses); a branch's record opens with its trunk's step
@@ -137,11 +141,6 @@ class RunHost:
         self.spikes.count, self.nonfinite = int(s["spike_count"]), int(s["nonfinite"])
 
 
-def capacity(active: int) -> int:
-    """Slots for ``active`` runs: the power of two at or above it (1 when none)."""
-    return 1 << max(active - 1, 0).bit_length()
-
-
 class StackTrainer:
     """Trains the runs of one stack (see the module docstring); ``train()`` returns their
     final lines (or failure reasons) by run id."""
@@ -179,33 +178,28 @@ class StackTrainer:
         return self.setup.init(init_rng)
 
     def place(self, state, active: list[str]):
-        """The state with ``active`` in slots: continuing runs keep their rows (and slots while
-        the capacity holds), a branch copies its trunk's row and host counters (so its record
-        counts the trunk's tokens too), a run starting at 0 is initialised; free slots repeat
-        the first active row."""
+        """The state with one slot per run of ``active``: continuing runs keep their rows (in
+        their order), then a branch copies its trunk's row and host counters (so its record
+        counts the trunk's tokens too) and a run starting at 0 is initialised. Rows move as
+        host arrays (the state of a CPU-scale stack is a few MB)."""
         old = self.slots
-        size = capacity(len(active))
-        slots = [rid if rid in active else None for rid in old] if len(old) == size else []
-        slots += [None] * (size - len(slots))
-        for rid in active:
-            if rid not in slots:
-                slots[slots.index(None)] = rid
-        fill = next(rid for rid in slots if rid is not None)
+        slots = [rid for rid in old if rid in active] + [rid for rid in active if rid not in old]
+        host = jax.device_get(state) if state is not None else None
         rows = []
         for rid in slots:
-            rid = rid or fill
             src = rid if rid in old else self.by_id[rid].trunk
             if src in old:
-                rows.append(jax.tree.map(lambda x, i=old.index(src): x[i], state))
+                rows.append(jax.tree.map(lambda x, i=old.index(src): x[i], host))
                 if src != rid:  # a branch carries on its trunk's counters (tokens, spikes)
                     self.hosts[rid].set_state(self.hosts[src].get_state())
             else:
-                rows.append(self.fresh_row(rid))
+                rows.append(jax.device_get(self.fresh_row(rid)))
         self.slots = slots
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
+        return jax.device_put(jax.tree.map(lambda *xs: np.stack(xs), *rows))
 
     def filled(self) -> list[str]:
-        """The run id computed in each slot (a free slot repeats the first active run)."""
+        """The run id computed in each slot (a free slot, found only in a checkpoint written
+        when stacks were padded, repeats the first active run)."""
         fill = next(rid for rid in self.slots if rid is not None)
         return [rid or fill for rid in self.slots]
 
