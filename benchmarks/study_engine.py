@@ -23,6 +23,7 @@ Medians over the repeats; the last line reads
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -45,7 +46,13 @@ from mmlaws.sweep import run_sweep
 def load(config: str, params: list[str]):
     """The study's design, data, run and engine settings as the config binds them."""
     gin.parse_config_files_and_bindings([find(config)], params, finalize_config=False)
-    make = lambda cls: cls(**{k: v for k, v in gin.get_bindings(cls).items()})
+
+    def make(cls):  # a class the config never names is not in gin's registry: its defaults
+        try:
+            return cls(**gin.get_bindings(cls))
+        except ValueError:
+            return cls()
+
     return (make(study_settings.Design), make(study_settings.DataBuild),
             make(study_settings.RunSettings), make(EngineSettings))
 
@@ -93,7 +100,11 @@ def main() -> None:
     args = parser.parse_args()
     design, data, run, engine = load(args.config, args.gin_param)
     runs = design_lib.plan(design, batch_size=run.batch_size,
-                           sequence_length=run.sequence_length, warmup_steps=run.warmup_steps)
+                           sequence_length=run.sequence_length, warmup_steps=run.warmup_steps,
+                           layout=data.layout)
+    if engine.eval_tokens is None:  # as run_study sets it: RunSettings.eval_batches' worth
+        engine = dataclasses.replace(
+            engine, eval_tokens=run.eval_batches * run.batch_size * run.sequence_length)
     print(f"design: {len(runs)} runs; building the data (not timed)", flush=True)
     design_lib.build_data(design.datasets, data_dir=data.data_dir, layout=data.layout,
                           token_budget=data.tokens,
