@@ -97,6 +97,20 @@ def test_holdout_by_budget_and_reducible_error():
         holdout_unimodal(N, D, L, axis="C")
 
 
+def test_reducible_error_is_undefined_where_the_refit_E_reaches_the_loss():
+    from mmlaws.laws.uncertainty import MIN_REDUCIBLE, _result
+
+    observed = np.array([2.0, 3.0])
+    pred = np.array([2.1, 2.7])
+    ok = _result(None, np.arange(2), pred, observed, 1.0, "D")
+    np.testing.assert_allclose(ok.reducible_error, [0.1 / 1.0, -0.3 / 2.0])
+    # E within 1% of the first loss: (2.1 - 2.0) / 0.001 = 100x would be reported; it is NaN
+    near = _result(None, np.arange(2), pred, observed, 2.0 * (1 - MIN_REDUCIBLE / 2), "D")
+    assert np.isnan(near.reducible_error[0]) and np.isfinite(near.reducible_error[1])
+    assert np.isnan(near.mean_abs_reducible_error)
+    np.testing.assert_allclose(near.relative_error, (pred - observed) / observed)
+
+
 def test_intervals_keep_infinite_replicates():
     """Replicates without a finite value (a pair that never turns synergistic) give an infinite
     upper bound, not NaN."""

@@ -9,7 +9,7 @@ from mmlaws.laws import FitSettings, Interaction, RunLogWriter, UnimodalLaw
 from mmlaws.laws.forms import BimodalLaw
 from mmlaws.laws.records import read_runs
 from mmlaws.study import analyse, design, write_report
-from mmlaws.study.summary import _seed_line, law_status, pair_verdict, seed_noise
+from mmlaws.study.summary import _holdout, _seed_line, law_status, pair_verdict, seed_noise
 
 GOOD_POWER = {"params": {k: {"identified": True} for k in ("E", "A", "B", "alpha", "beta")}}
 GOOD_LAW = {"alpha": 0.3, "beta": 0.3, "E": 1.5, "on_grid_boundary": [],
@@ -29,6 +29,16 @@ def test_law_identified_only_with_bounded_profiles_no_edge_and_design_power():
     assert not ok and why == ["the design power check does not identify β"]
     assert not law_status(GOOD_LAW, None)[0]
     assert not law_status({**GOOD_LAW, "profile95": {"error": "too few runs"}}, GOOD_POWER)[0]
+
+
+def test_held_out_reducible_error_is_said_undefined_when_the_refit_E_reaches_the_loss():
+    entry = {"holdout_D": {"mean_abs_relative_error": 0.055, "mean_abs_reducible_error": None,
+                           "refit_E": 1.92},
+             "holdout_N": {"mean_abs_relative_error": 0.048, "mean_abs_reducible_error": 0.178}}
+    line = _holdout(entry, "holdout_D", "D")
+    assert "5.50% of the loss" in line and "reducible loss n/a" in line and "E = 1.92" in line
+    assert _holdout(entry, "holdout_N", "N").endswith("4.80% of the loss, 17.8% of the "
+                                                      "reducible loss")
 
 
 @pytest.mark.parametrize("interval, verdict", [

@@ -339,9 +339,15 @@ def _holdout(make, runs: RunTable) -> tuple[dict, object]:
         return {"error": str(err)}, None
     return {"held_out_runs": [str(runs.run_id[k]) for k in h.held_out], "axis": h.axis,
             "relative_error": [float(e) for e in h.relative_error],
-            "reducible_error": [float(e) for e in h.reducible_error],
+            "reducible_error": [_finite_or_none(e) for e in h.reducible_error],
             "mean_abs_relative_error": h.mean_abs_relative_error,
-            "mean_abs_reducible_error": h.mean_abs_reducible_error}, h.fit
+            "mean_abs_reducible_error": _finite_or_none(h.mean_abs_reducible_error),
+            "refit_E": float(h.fit.E) if hasattr(h.fit, "E") else None}, h.fit
+
+
+def _finite_or_none(x) -> float | None:
+    """A float for JSON, None where it is undefined (NaN)."""
+    return float(x) if np.isfinite(x) else None
 
 
 _INTER = ("C", "A", "B", "alpha", "beta")

@@ -132,7 +132,9 @@ class HoldoutResult:
 
     ``relative_error`` is (predicted − observed) / observed per held-out run; ``reducible_error``
     the same error as a fraction of the observed reducible loss, (predicted − observed) /
-    (observed − E), E from the refitted law (the part of the loss a law has to explain).
+    (observed − E), E from the refitted law (the part of the loss a law has to explain). Where
+    the refit's E reaches within ``MIN_REDUCIBLE`` (1%) of a held-out loss the fraction has no
+    meaning (it grows without bound as E nears the loss): it is NaN there, and so is the mean.
     """
 
     fit: UnimodalLaw | fitting.BimodalFit
@@ -147,6 +149,7 @@ class HoldoutResult:
 
     @property
     def mean_abs_reducible_error(self) -> float:
+        """NaN when any held-out run's reducible loss is undefined (see the class)."""
         return float(np.mean(np.abs(self.reducible_error)))
 
 
@@ -161,10 +164,16 @@ def holdout_unimodal(N, D, loss, *, num_sizes: int = 1, axis: str = "N",
     return _result(f, held, pred, loss[held], f.E, axis)
 
 
+MIN_REDUCIBLE = 0.01  # reducible loss below this fraction of the loss: no % of it is reported
+
+
 def _result(f, held, pred, observed, E, axis) -> HoldoutResult:
     err = pred - observed
+    reducible = observed - E
+    defined = reducible >= MIN_REDUCIBLE * observed
     return HoldoutResult(fit=f, held_out=held, relative_error=err / observed,
-                         reducible_error=err / np.maximum(observed - E, 1e-12), axis=axis)
+                         reducible_error=np.where(defined, err / np.where(defined, reducible, 1.0),
+                                                  np.nan), axis=axis)
 
 
 def _held(columns: dict, axis: str, num_sizes: int, min_fit: int):
