@@ -188,7 +188,7 @@ class StackTrainer:
         rows = []
         for rid in slots:
             src = rid if rid in old else self.by_id[rid].trunk
-            if src in old:
+            if src is not None and src in old:
                 rows.append(jax.tree.map(lambda x, i=old.index(src): x[i], host))
                 if src != rid:  # a branch carries on its trunk's counters (tokens, spikes)
                     self.hosts[rid].set_state(self.hosts[src].get_state())
