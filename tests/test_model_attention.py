@@ -158,7 +158,8 @@ def test_splash_refuses_lengths_off_its_blocks():
 
 @pytest.mark.parametrize("impl,platform,dtype,chosen", [
     ("auto", "gpu", jnp.bfloat16, "cudnn"), ("auto", "gpu", jnp.float32, "xla"),
-    ("auto", "tpu", jnp.bfloat16, "splash"), ("auto", "cpu", jnp.bfloat16, "chunked"), ("auto", "cpu", jnp.float32, "chunked"),
+    ("auto", "tpu", jnp.bfloat16, "splash"), ("auto", "cpu", jnp.bfloat16, "chunked"),
+    ("auto", "cpu", jnp.float32, "chunked"),
     ("chunked", "gpu", jnp.bfloat16, "chunked"), ("splash", "cpu", jnp.float32, "splash")])
 def test_resolve(impl, platform, dtype, chosen):
     assert A.resolve(impl, platform, dtype) == chosen
