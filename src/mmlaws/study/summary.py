@@ -108,8 +108,9 @@ def _holdout(entry: dict, key: str, axis: str) -> str:
     head = f"largest {axis} held out: {100 * h['mean_abs_relative_error']:.2f}% of the loss, "
     if h.get("mean_abs_reducible_error") is None:
         refit_e = h.get("refit_E")
-        at = f" (E = {refit_e:.3g})" if refit_e is not None else ""
-        return head + f"% of the reducible loss n/a: the refit's E{at} reaches the held-out losses"
+        at = f" ({refit_e:.3g})" if refit_e is not None else ""
+        return head + f"share of the reducible loss n/a (the refit's E{at} reaches the held-out " \
+                      "losses)"
     return head + f"{100 * h['mean_abs_reducible_error']:.1f}% of the reducible loss"
 
 
