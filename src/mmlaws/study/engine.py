@@ -267,8 +267,10 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
         trainer.train()
         later = {r.stream_key for s in stacks[k:] for r in s}
         streams.release(later)
-        bar.write(f"mmlaws engine: stack {k}/{len(stacks)} done in {time.perf_counter() - t0:.0f} s"
-                  f" ({len(trainer.failed)} failed)")
+        took, tokens = time.perf_counter() - t0, sum(r.tokens for r in stack)
+        bar.write(f"mmlaws engine: stack {k}/{len(stacks)} done in {took:.0f} s "
+                  f"({len(trainer.failed)} failed; {tokens / 1e6:.3g}M tokens, "
+                  f"{tokens * fpt / max(took, 1e-9) / 1e9:.1f} model GFLOP/s)")
     bar.close()
     seconds = time.perf_counter() - start
     print(f"mmlaws engine: {total / 1e6:.3g}M tokens in {seconds:.0f} s, "
