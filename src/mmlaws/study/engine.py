@@ -257,7 +257,7 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
         fpt = flops_per_token(first.config, first.sequence_length)
         bar.write(f"mmlaws engine: stack {k}/{len(stacks)}: {len(stack)} runs of model "
                   f"{first.model} ({first.config.d_model} wide, {first.config.num_layers} layers)")
-        t0 = time.perf_counter()
+        t0, tokens0, flops0 = time.perf_counter(), meter.tokens, meter.flops
         key = (stack[0].stack_key, max(len(r.shares) for r in stack))
         if key not in programs:  # one set of compiled programs per shape, kept for later stacks
             programs[key] = Programs(first, key[1])
@@ -267,10 +267,11 @@ def _train_design(runs, out, data_dir: str, settings: EngineSettings) -> dict:
         trainer.train()
         later = {r.stream_key for s in stacks[k:] for r in s}
         streams.release(later)
-        took, tokens = time.perf_counter() - t0, sum(r.tokens for r in stack)
+        took = time.perf_counter() - t0
+        tokens, flops = meter.tokens - tokens0, meter.flops - flops0
         bar.write(f"mmlaws engine: stack {k}/{len(stacks)} done in {took:.0f} s "
                   f"({len(trainer.failed)} failed; {tokens / 1e6:.3g}M tokens, "
-                  f"{tokens * fpt / max(took, 1e-9) / 1e9:.1f} model GFLOP/s)")
+                  f"{flops / max(took, 1e-9) / 1e9:.1f} model GFLOP/s)")
     bar.close()
     seconds = time.perf_counter() - start
     print(f"mmlaws engine: {total / 1e6:.3g}M tokens in {seconds:.0f} s, "
@@ -282,9 +283,10 @@ class _Meter:
     """Feeds the bar: tokens done, and the model GFLOP/s since the start."""
 
     def __init__(self, bar):
-        self.bar, self.flops, self.start = bar, 0.0, time.perf_counter()
+        self.bar, self.tokens, self.flops, self.start = bar, 0, 0.0, time.perf_counter()
 
     def __call__(self, tokens: int, flops_per_token: float) -> None:
+        self.tokens += tokens
         self.flops += tokens * flops_per_token
         self.bar.update(tokens)
         rate = self.flops / max(time.perf_counter() - self.start, 1e-9) / 1e9
