@@ -156,7 +156,7 @@ def test_each_paper_config_trains_a_few_steps_at_tiny_width(repo_root, tmp_path,
         assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-3000:]
         record = read_run(tmp_path / rid / f"{rid}.jsonl")
         assert record.finished and record.final["step"] == 2, rid
-        assert "mmlaws attention: xla (config 'auto', platform cpu)" in done.stdout
+        assert "mmlaws attention: chunked (config 'auto', platform cpu)" in done.stdout
 
 
 def test_the_mixture_config_adds_two_shares_of_the_pair_to_the_quickstart(repo_root, tmp_path,
