@@ -15,7 +15,7 @@ ones, a new branch as a copy of its trunk's row. A stack compiles one train step
 of active runs it meets (two or three for warm-up–stable–decay designs: the trunks alone, and
 the trunks with one cooldown branch each). A free slot would compute a dropped copy of an
 active row: on two cores a step's time grows in proportion to its rows from width 16 up
-(``benchmarks/stack_rows.py``: width 48, 18 ms a step for one row, 146 ms for eight), so
+(``benchmarks/stack_rows.py``: width 48, 18 ms a step for one row, 142 ms for eight), so
 padding 6 runs to 8 slots costs a quarter of the compute, far more than a compile (3 s).
 
 **Records.** Each run writes the JSONL run record of :mod:`mmlaws.laws.records` (step lines,

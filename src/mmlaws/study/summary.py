@@ -109,8 +109,8 @@ def _holdout(entry: dict, key: str, axis: str) -> str:
     if h.get("mean_abs_reducible_error") is None:
         refit_e = h.get("refit_E")
         at = f" ({refit_e:.3g})" if refit_e is not None else ""
-        return head + f"share of the reducible loss n/a (the refit's E{at} reaches the held-out " \
-                      "losses)"
+        return head + (f"share of the reducible loss n/a (the refit's E{at} reaches the "
+                       "held-out losses)")
     return head + f"{100 * h['mean_abs_reducible_error']:.1f}% of the reducible loss"
 
 
